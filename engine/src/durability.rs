@@ -1,0 +1,71 @@
+//! Durability levels and the fsync choreography, in one place.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// How durable an append must be before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Durability {
+    /// Visible to queries, in the page cache: survives a crash of the
+    /// process (the maps are shared), and a power cut once the next periodic
+    /// sync has run.
+    #[default]
+    Visible,
+    /// fsynced: survives a power cut.
+    Synced,
+}
+
+/// fsyncs a directory so that entries created or renamed in it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
+    f.sync_all().map_err(|e| Error::io(dir, e))
+}
+
+/// Replaces `path` with `data` atomically: temp file, fsync, rename, fsync dir.
+pub fn rewrite_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    fsync_dir(dir)
+}
+
+/// Reserves `len` bytes of real disk space for `file` (no holes), so that a
+/// full disk shows up here as an error rather than as SIGBUS on a map write.
+pub fn reserve(file: &File, path: &Path, len: u64) -> Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
+            // Filesystems without fallocate: extend and write zeros ourselves.
+            zero_fill(file, path, len)
+        }
+        Err(e) => Err(Error::io(path, e.into())),
+    }
+}
+
+fn zero_fill(file: &File, path: &Path, len: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let cur = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let zeros = vec![0u8; 1 << 16];
+    let mut off = cur;
+    while off < len {
+        let n = ((len - off) as usize).min(zeros.len());
+        file.write_all_at(&zeros[..n], off)
+            .map_err(|e| Error::io(path, e))?;
+        off += n as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! [`Engine`]: the one handle the server and tools use.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+use tracing::info;
+
+use crate::config::EngineConfig;
+use crate::durability::Durability;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::keys::Keys;
+use crate::lock::DirLock;
+use crate::open::{expected_index, reconcile_index, recover, segment_meta};
+use crate::query::{self, Anomalies, AnomalyQuery, Distribution, LogFilter, RecentLogs};
+use crate::row::{DataSource, Row, ThresholdRow};
+use crate::segment::format::MAX_BODY_LEN;
+use crate::state::State;
+use crate::writer::{run_indexer, AppendReceipt, Batch, Prepared, Writer, WriterMsg};
+
+/// Directory of the sled index inside the data dir.
+pub const INDEX_DIR: &str = "index";
+
+/// Live counters for metrics.
+#[derive(Default)]
+pub struct Counters {
+    pub last_seq: AtomicU64,
+    pub index_watermark: AtomicU64,
+    index_sent: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn index_sent(&self) -> u64 {
+        self.index_sent.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_index_sent(&self, w: u64) {
+        self.index_sent.store(w, Ordering::Relaxed)
+    }
+}
+
+/// State shared by the engine handle, the writer and the index thread.
+pub(crate) struct Shared {
+    pub config: EngineConfig,
+    pub state: RwLock<State>,
+    pub keys: RwLock<Keys>,
+    pub index: Index,
+    pub counters: Counters,
+    poison: Mutex<Option<String>>,
+    _lock: DirLock,
+}
+
+impl Shared {
+    pub fn poison_message(&self) -> Option<String> {
+        self.poison.lock().clone()
+    }
+    pub fn poison(&self, msg: String) {
+        self.poison.lock().get_or_insert(msg);
+    }
+}
+
+/// Statistics of one data source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataSourceStats {
+    pub rows: u64,
+    pub bytes: u64,
+    pub segments: u64,
+}
+
+/// Engine-wide figures for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineStats {
+    pub last_seq: u64,
+    pub index_watermark: u64,
+    pub segments: u64,
+    pub segment_bytes: u64,
+}
+
+/// The storage engine. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Engine {
+    shared: Arc<Shared>,
+    tx: Sender<WriterMsg>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) a data dir: locks it, recovers every
+    /// segment, reconciles the index, and starts the writer.
+    pub fn open(config: EngineConfig) -> Result<Engine> {
+        let dir = &config.data_dir.clone();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = DirLock::acquire(dir)?;
+        let t0 = std::time::Instant::now();
+        let mut keys = Keys::default();
+        let rec = recover(dir, &mut keys)?;
+        let index = open_index(&config)?;
+        let watermark = rec.next_seq - 1;
+        reconcile_index(&index, expected_index(&rec.state, &keys, watermark))?;
+        let metas: HashMap<_, _> = rec
+            .state
+            .tables
+            .iter()
+            .flat_map(|(ds, t)| {
+                t.segments
+                    .iter()
+                    .map(move |(id, s)| ((*ds, *id), segment_meta(s)))
+            })
+            .collect();
+        info!(
+            data_dir = %dir.display(),
+            rows = rec.state.table(DataSource::SystemLogs).rows,
+            next_seq = rec.next_seq,
+            elapsed_ms = t0.elapsed().as_millis() as u64,
+            "recovered data dir"
+        );
+        let shared = Arc::new(Shared {
+            state: RwLock::new(rec.state),
+            keys: RwLock::new(keys),
+            index,
+            counters: Counters::default(),
+            poison: Mutex::new(None),
+            _lock: lock,
+            config,
+        });
+        shared.counters.last_seq.store(watermark, Ordering::Relaxed);
+        shared
+            .counters
+            .index_watermark
+            .store(watermark, Ordering::Relaxed);
+        shared.counters.set_index_sent(watermark);
+        let (tx, rx) = bounded(shared.config.queue_batches_max);
+        let (itx, irx) = bounded(1);
+        let writer = Writer::new(shared.clone(), rec.next_seq, metas, itx);
+        let s2 = shared.clone();
+        let threads = vec![
+            std::thread::Builder::new()
+                .name("lp-writer".into())
+                .spawn(move || writer.run(rx)),
+            std::thread::Builder::new()
+                .name("lp-index".into())
+                .spawn(move || run_indexer(s2, irx)),
+        ];
+        let threads = threads
+            .into_iter()
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| Error::io(dir, e))?;
+        Ok(Engine {
+            shared,
+            tx,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Appends rows (of any data sources) as one batch: visible all together
+    /// or not at all. Returns once visible, or once fsynced with
+    /// [`Durability::Synced`]. Answers [`Error::Busy`] when the writer's queue
+    /// is full.
+    pub fn append(&self, rows: &[Row<'_>], durability: Durability) -> Result<AppendReceipt> {
+        if rows.is_empty() {
+            return Ok(AppendReceipt::default());
+        }
+        if let Some(p) = self.shared.poison_message() {
+            return Err(Error::Poisoned(p));
+        }
+        let batch = self.prepare(rows, durability)?;
+        let (reply, answer) = bounded(1);
+        match self.tx.try_send(WriterMsg::Append { batch, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(Error::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(Error::ShuttingDown),
+        }
+        answer.recv().map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Encodes rows, quarantine rows first so that a batch's last record is
+    /// one of its data rows (see docs/format.md, batch completeness).
+    fn prepare(&self, rows: &[Row<'_>], durability: Durability) -> Result<Batch> {
+        let mut batch = Batch {
+            rows: Vec::with_capacity(rows.len()),
+            buf: Vec::with_capacity(rows.len() * 256),
+            durability,
+        };
+        let quarantine = rows.iter().filter(|r| r.datasource().is_quarantine());
+        let data = rows.iter().filter(|r| !r.datasource().is_quarantine());
+        let mut last_key: Option<(&str, &str, u32)> = None;
+        for row in quarantine.chain(data) {
+            let key = match row {
+                Row::Log(r) => match last_key {
+                    Some((s, v, k)) if s == r.service && v == r.severity => k,
+                    _ => {
+                        let k = self.intern(&r.service, &r.severity);
+                        last_key = Some((&r.service, &r.severity, k));
+                        k
+                    }
+                },
+                _ => 0,
+            };
+            let start = batch.buf.len();
+            row.encode_into(&mut batch.buf);
+            if batch.buf.len() - start > MAX_BODY_LEN {
+                return Err(Error::Invalid(format!(
+                    "row of {} bytes is over the {MAX_BODY_LEN}-byte limit",
+                    batch.buf.len() - start
+                )));
+            }
+            batch.rows.push(Prepared {
+                ds: row.datasource(),
+                ts: row.partition_time(),
+                key,
+                body: start..batch.buf.len(),
+            });
+        }
+        Ok(batch)
+    }
+
+    fn intern(&self, service: &str, severity: &str) -> u32 {
+        if let Some(k) = self.shared.keys.read().get(service, severity) {
+            return k;
+        }
+        self.shared.keys.write().intern(service, severity)
+    }
+
+    /// `recent_logs`: newest first, at most `limit` rows.
+    pub fn recent_logs(&self, filter: &LogFilter, limit: usize) -> Result<RecentLogs> {
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        query::recent_logs(&st, &keys, filter, limit)
+    }
+
+    /// `error_distribution`.
+    pub fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Distribution {
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        query::error_distribution(&st, &keys, filter, limit)
+    }
+
+    /// `log_anomalies`.
+    pub fn log_anomalies(&self, q: &AnomalyQuery) -> Anomalies {
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        query::log_anomalies(&st, &keys, q)
+    }
+
+    /// The threshold rows in force (active or not), ordered by key.
+    pub fn thresholds(&self) -> Vec<ThresholdRow> {
+        self.shared
+            .state
+            .read()
+            .thresholds
+            .rows()
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    /// Row count and bytes of a data source.
+    pub fn datasource_stats(&self, ds: DataSource) -> DataSourceStats {
+        let st = self.shared.state.read();
+        let t = st.table(ds);
+        DataSourceStats {
+            rows: t.rows,
+            bytes: t.bytes(),
+            segments: t.segments.len() as u64,
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let st = self.shared.state.read();
+        let c = &self.shared.counters;
+        EngineStats {
+            last_seq: c.last_seq.load(Ordering::Relaxed),
+            index_watermark: c.index_watermark.load(Ordering::Relaxed),
+            segments: st.tables.values().map(|t| t.segments.len() as u64).sum(),
+            segment_bytes: st.tables.values().map(|t| t.bytes()).sum(),
+        }
+    }
+
+    /// Removes every row of a data source.
+    pub fn truncate(&self, ds: DataSource) -> Result<()> {
+        let (reply, answer) = bounded(1);
+        self.tx
+            .send(WriterMsg::Truncate { ds, reply })
+            .map_err(|_| Error::ShuttingDown)?;
+        answer.recv().map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// fsyncs everything appended so far.
+    pub fn sync(&self) -> Result<()> {
+        let (reply, answer) = bounded(1);
+        self.tx
+            .send(WriterMsg::Sync { reply })
+            .map_err(|_| Error::ShuttingDown)?;
+        answer.recv().map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// The per-minute counts as the in-memory index holds them, by name.
+    pub fn minute_counts(&self) -> HashMap<(u32, String, String), u32> {
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        crate::open::minutes_by_name(&st, &keys)
+            .into_iter()
+            .map(|(k, m)| (k, m.count))
+            .collect()
+    }
+
+    /// Reads every `system_logs` row with its seq, in seq order (for
+    /// tools and tests; not a query path).
+    pub fn scan_logs(&self, mut f: impl FnMut(u64, crate::row::LogRow<'_>)) -> Result<()> {
+        let st = self.shared.state.read();
+        let mut all: Vec<(u64, &crate::segment::Segment, crate::segment::Entry)> = Vec::new();
+        for seg in st.table(DataSource::SystemLogs).segments.values() {
+            all.extend(seg.entries.iter().map(|e| (seg.seq(e), seg, *e)));
+        }
+        all.sort_unstable_by_key(|a| a.0);
+        for (seq, seg, e) in all {
+            let row = crate::row::decode_log(seg.body(&e))
+                .map_err(|m| Error::corrupt(&seg.path, e.offset as u64, m))?;
+            f(seq, row);
+        }
+        Ok(())
+    }
+
+    /// Stops the writer after syncing everything. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        let mut threads = self.threads.lock();
+        if threads.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = bounded(1);
+        let res = match self.tx.send(WriterMsg::Shutdown { reply }) {
+            Ok(()) => answer.recv().unwrap_or(Ok(())),
+            Err(_) => Ok(()),
+        };
+        for t in threads.drain(..) {
+            if t.thread().name() == Some("lp-writer") {
+                let _ = t.join();
+            } else {
+                // The index thread stops when the writer (its sender) is gone.
+                let _ = t.join();
+            }
+        }
+        res
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn open_index(config: &EngineConfig) -> Result<Index> {
+    let path = config.data_dir.join(INDEX_DIR);
+    match Index::open(&path, config.index_cache_bytes) {
+        Ok(i) => Ok(i),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "index unreadable; rebuilding it from the segments");
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            Index::open(&path, config.index_cache_bytes)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Parsing Events API bodies into rows: NDJSON splitting, per-row
+//! validation, field aliases, and quarantine of rows that break a rule.
+//! Shared by the daemon and `logpulse-replay`, so both accept exactly the
+//! same input.
+
+mod logs;
+mod thresholds;
+pub mod value;
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use crate::row::{DataSource, QuarantineRow, Row};
+
+pub use logs::parse_log;
+pub use thresholds::parse_threshold;
+
+/// Largest encoded row accepted.
+pub const ROW_BYTES_MAX: usize = 1 << 20;
+
+/// The rows of one body, valid and quarantined, in line order.
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    pub rows: Vec<Row<'a>>,
+    pub successful: u64,
+    pub quarantined: u64,
+    /// The first few quarantine reasons, for summaries.
+    pub reasons: Vec<String>,
+}
+
+/// Where a body came from and when: stamped on quarantine rows.
+#[derive(Clone, Debug)]
+pub struct Import<'a> {
+    pub id: &'a str,
+    pub now: u32,
+}
+
+/// Parses an Events API body for `ds` (system_logs or log_anomaly_thresholds).
+/// Blank lines are skipped; a body that is one (possibly multi-line) JSON
+/// object is one row; any line that is not a valid row is quarantined.
+pub fn parse_body<'a>(ds: DataSource, body: &'a [u8], import: &Import) -> Parsed<'a> {
+    let mut out = Parsed::default();
+    if let Some(values) = whole_body_values(body) {
+        for v in values {
+            push_row(ds, v.get().as_bytes(), Some(v), import, &mut out);
+        }
+        return out;
+    }
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.trim_ascii();
+        if !line.is_empty() {
+            push_row(ds, line, None, import, &mut out);
+        }
+    }
+    out
+}
+
+/// A body whose first line is an incomplete JSON value (a pretty-printed
+/// object, as `curl -d` examples send): parsed as a stream of values if all
+/// of it parses.
+fn whole_body_values(body: &[u8]) -> Option<Vec<&RawValue>> {
+    let first = body
+        .split(|b| *b == b'\n')
+        .map(|l| l.trim_ascii())
+        .find(|l| !l.is_empty())?;
+    match serde_json::from_slice::<&RawValue>(first) {
+        Err(e) if e.is_eof() => {}
+        _ => return None,
+    }
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<&RawValue>()
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+}
+
+fn push_row<'a>(
+    ds: DataSource,
+    line: &'a [u8],
+    parsed: Option<&'a RawValue>,
+    import: &Import,
+    out: &mut Parsed<'a>,
+) {
+    let res = match std::str::from_utf8(line) {
+        Err(e) => Err(vec![(
+            "",
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )]),
+        Ok(text) => {
+            let raw = match parsed {
+                Some(v) => Ok(v),
+                None => serde_json::from_str::<&RawValue>(text)
+                    .map_err(|e| vec![("", format!("invalid JSON: {e}"))]),
+            };
+            raw.and_then(|v| match ds {
+                DataSource::Thresholds => parse_threshold(v, import.now).map(Row::Threshold),
+                _ => parse_log(v).map(Row::Log),
+            })
+        }
+    };
+    match res {
+        Ok(row) => {
+            out.successful += 1;
+            out.rows.push(row);
+        }
+        Err(errors) => {
+            out.quarantined += 1;
+            if out.reasons.len() < 5 {
+                out.reasons.push(
+                    errors
+                        .iter()
+                        .map(|(c, m)| {
+                            if c.is_empty() {
+                                m.clone()
+                            } else {
+                                format!("{c}: {m}")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+            let q = QuarantineRow {
+                insertion_date: import.now,
+                error_column: errors.iter().map(|(c, _)| c.to_string()).collect(),
+                error: errors.into_iter().map(|(_, m)| m).collect(),
+                import_id: import.id.to_string(),
+                raw: String::from_utf8_lossy(line).into_owned(),
+            };
+            out.rows.push(Row::Quarantine(
+                ds.quarantine().unwrap_or(DataSource::SystemLogsQuarantine),
+                q,
+            ));
+        }
+    }
+}
+
+/// Trims and checks a required key column.
+pub(crate) fn key_column<'a>(
+    col: &'static str,
+    v: Cow<'a, str>,
+    max: Option<usize>,
+    upper: bool,
+) -> Result<Cow<'a, str>, value::FieldError> {
+    let trimmed = match v {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    };
+    if trimmed.is_empty() {
+        return Err((col, "must not be empty".into()));
+    }
+    if let Some(max) = max {
+        if trimmed.len() > max {
+            return Err((col, format!("longer than {max} bytes")));
+        }
+    }
+    if upper && trimmed.bytes().any(|b| b.is_ascii_lowercase()) || upper && !trimmed.is_ascii() {
+        return Ok(Cow::Owned(trimmed.to_uppercase()));
+    }
+    Ok(trimmed)
+}
+
+#[cfg(test)]
+mod tests;

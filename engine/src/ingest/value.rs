@@ -1,0 +1,117 @@
+//! Turning raw JSON values into column values, per the contract's rules.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use crate::time::{from_unix_f64, parse_datetime};
+
+/// A column's problem: (column, message).
+pub type FieldError = (&'static str, String);
+
+/// A raw value that is absent or JSON `null` counts as absent.
+pub fn present(v: Option<&RawValue>) -> Option<&RawValue> {
+    v.filter(|r| r.get() != "null")
+}
+
+/// The first present value among a column and its aliases.
+pub fn first<'a>(vals: &[Option<&'a RawValue>]) -> Option<&'a RawValue> {
+    vals.iter().copied().find_map(present)
+}
+
+/// A String column: strings as their text, numbers and booleans as their
+/// JSON text; objects and arrays only where `allow_json` (compact text).
+pub fn string<'a>(
+    col: &'static str,
+    v: &'a RawValue,
+    allow_json: bool,
+) -> Result<Cow<'a, str>, FieldError> {
+    let raw = v.get();
+    match raw.as_bytes()[0] {
+        b'"' => {
+            let inner = &raw[1..raw.len() - 1];
+            if inner.contains('\\') {
+                serde_json::from_str::<String>(raw)
+                    .map(Cow::Owned)
+                    .map_err(|e| (col, e.to_string()))
+            } else {
+                Ok(Cow::Borrowed(inner))
+            }
+        }
+        b'{' | b'[' if allow_json => Ok(Cow::Owned(compact_json(raw))),
+        b'{' | b'[' => Err((col, "expected a string, got a JSON object or array".into())),
+        _ => Ok(Cow::Borrowed(raw)),
+    }
+}
+
+/// Removes insignificant white space from valid JSON text.
+pub fn compact_json(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_str {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_str = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A DateTime column: a string in any accepted form, or Unix seconds.
+pub fn datetime(col: &'static str, v: &RawValue) -> Result<u32, FieldError> {
+    let raw = v.get();
+    match raw.as_bytes()[0] {
+        b'"' => {
+            let s = string(col, v, false)?;
+            parse_datetime(&s).map_err(|e| (col, e))
+        }
+        b'-' | b'0'..=b'9' => {
+            if let Ok(i) = raw.parse::<i64>() {
+                parse_datetime(&i.to_string()).map_err(|e| (col, e))
+            } else {
+                let f: f64 = raw
+                    .parse()
+                    .map_err(|_| (col, format!("invalid DateTime {raw}")))?;
+                from_unix_f64(f).map_err(|e| (col, e))
+            }
+        }
+        _ => Err((col, format!("invalid DateTime {raw}"))),
+    }
+}
+
+/// A Float64 column: a JSON number or a numeric string.
+pub fn float(col: &'static str, v: &RawValue) -> Result<f64, FieldError> {
+    let raw = v.get();
+    let text = if raw.starts_with('"') {
+        string(col, v, false)?.trim().to_string()
+    } else {
+        raw.to_string()
+    };
+    text.parse::<f64>()
+        .map_err(|_| (col, format!("invalid Float64 {raw}")))
+}
+
+/// A UInt8 boolean-ish column: 0/1, true/false (also as strings).
+pub fn flag(col: &'static str, v: &RawValue) -> Result<u8, FieldError> {
+    let raw = v.get();
+    let text = if raw.starts_with('"') {
+        string(col, v, false)?.trim().to_ascii_lowercase()
+    } else {
+        raw.to_string()
+    };
+    match text.as_str() {
+        "1" | "true" => Ok(1),
+        "0" | "false" => Ok(0),
+        _ => Err((col, format!("expected 0 or 1, got {raw}"))),
+    }
+}

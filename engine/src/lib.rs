@@ -1,0 +1,36 @@
+//! logpulse's storage engine.
+//!
+//! Rows are appended to memory-mapped segment files, one or more per data
+//! source and UTC hour ([`segment`]); a sled index ([`index`]) keeps
+//! per-minute counts, thresholds and segment metadata, derived from the
+//! segments and rebuilt from them whenever it disagrees. The engine knows
+//! nothing of HTTP or async runtimes.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod durability;
+pub mod engine;
+pub mod error;
+pub mod index;
+pub mod ingest;
+pub mod keys;
+pub mod lock;
+pub mod open;
+pub mod query;
+pub mod row;
+pub mod segment;
+pub mod state;
+pub mod stats;
+pub mod thresholds;
+pub mod time;
+mod writer;
+
+pub use config::EngineConfig;
+pub use durability::Durability;
+pub use engine::{DataSourceStats, Engine, EngineStats};
+pub use error::{Error, Result};
+pub use query::{
+    Anomalies, AnomalyQuery, AnomalyRow, Distribution, DistributionRow, LogFilter, RecentLogs,
+};
+pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
+pub use writer::AppendReceipt;

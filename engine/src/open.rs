@@ -1,0 +1,332 @@
+//! Opening a data dir: scan every segment, drop torn tails and the remnant
+//! of an incomplete last batch, rebuild the in-memory state, and bring the
+//! sled index into agreement with the segments (the ground truth).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::durability::rewrite_atomic;
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexUpdate, MinuteKey, SegmentMeta};
+use crate::keys::Keys;
+use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource, ThresholdRow};
+use crate::segment::format::{frame_seq, Header, KIND_HOT};
+use crate::segment::mmap::SegmentMap;
+use crate::segment::recovery::{scan, Tail};
+use crate::segment::{Entry, Segment, SegmentId};
+use crate::state::{State, Table};
+use crate::stats::{LogStats, MinuteStat};
+use crate::thresholds::Thresholds;
+
+/// File in the data dir holding the greatest seq ever removed by a truncate.
+pub const SEQ_FLOOR_FILE: &str = "seq-floor";
+
+/// A segment as found on disk, before the batch cut.
+struct Found {
+    ds: DataSource,
+    id: SegmentId,
+    path: PathBuf,
+    header: Header,
+    entries: Vec<Entry>,
+    seqs: Vec<u64>,
+    thresholds: Vec<(ThresholdRow, u64)>,
+    valid_end: u64,
+    file_len: u64,
+    tail: Option<Tail>,
+    /// Greatest seq that ends a batch (batch_rest == 0).
+    batch_end: u64,
+}
+
+/// What the writer needs to continue: where each hot segment ends.
+pub struct Recovered {
+    pub state: State,
+    pub next_seq: u64,
+}
+
+pub fn read_seq_floor(data_dir: &Path) -> u64 {
+    fs::read_to_string(data_dir.join(SEQ_FLOOR_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn write_seq_floor(data_dir: &Path, seq: u64) -> Result<()> {
+    rewrite_atomic(&data_dir.join(SEQ_FLOOR_FILE), seq.to_string().as_bytes())
+}
+
+/// Scans the data dir and returns the state to serve from.
+pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
+    let mut found = Vec::new();
+    for ds in DataSource::ALL {
+        let dir = data_dir.join(ds.name());
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        for path in segment_files(&dir)? {
+            found.push(scan_one(ds, &path, keys)?);
+        }
+    }
+    let floor = read_seq_floor(data_dir);
+    let cut = found
+        .iter()
+        .map(|f| f.batch_end)
+        .max()
+        .unwrap_or(0)
+        .max(floor);
+    let mut tables: BTreeMap<DataSource, Table> = DataSource::ALL
+        .into_iter()
+        .map(|ds| {
+            (
+                ds,
+                Table {
+                    dir: data_dir.join(ds.name()),
+                    segments: BTreeMap::new(),
+                    rows: 0,
+                },
+            )
+        })
+        .collect();
+    let mut stats = LogStats::default();
+    let mut thresholds = Thresholds::default();
+    for mut f in found {
+        apply_cut(&mut f, cut);
+        repair_tail(&f)?;
+        for (row, seq) in f.thresholds.drain(..) {
+            if seq <= cut {
+                thresholds.apply(row, seq);
+            }
+        }
+        if f.ds == DataSource::SystemLogs {
+            for e in &f.entries {
+                stats.add(e.ts, e.key);
+            }
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&f.path)
+            .map_err(|e| Error::io(&f.path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(&f.path, e))?
+            .len()
+            .max(f.valid_end);
+        let (map, _) = SegmentMap::create(&file, len as usize, f.valid_end as usize)
+            .map_err(|e| Error::io(&f.path, e))?;
+        let table = tables.get_mut(&f.ds).expect("table per data source");
+        table.rows += f.entries.len() as u64;
+        table.segments.insert(
+            f.id,
+            Segment {
+                id: f.id,
+                path: f.path,
+                map,
+                entries: f.entries,
+                appendable: f.header.kind == KIND_HOT,
+            },
+        );
+    }
+    let state = State {
+        tables,
+        log_stats: stats,
+        thresholds,
+    };
+    Ok(Recovered {
+        state,
+        next_seq: cut + 1,
+    })
+}
+
+fn segment_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for ent in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = ent.map_err(|e| Error::io(dir, e))?.path();
+        if p.extension().is_some_and(|x| x == "seg") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn scan_one(ds: DataSource, path: &Path, keys: &mut Keys) -> Result<Found> {
+    let mut entries = Vec::new();
+    let mut seqs = Vec::new();
+    let mut thresholds = Vec::new();
+    let mut batch_end = 0;
+    let s = scan(path, |offset, frame, body| {
+        let bad = |e: String| {
+            Error::corrupt(path, offset as u64, format!("undecodable record body: {e}"))
+        };
+        let (ts, key) = match ds {
+            DataSource::SystemLogs => {
+                let h = decode_log_head(body).map_err(bad)?;
+                (h.timestamp, keys.intern(h.service, h.severity))
+            }
+            DataSource::Thresholds => {
+                let t = decode_threshold(body).map_err(bad)?;
+                let ts = t.updated_at;
+                thresholds.push((t, frame.seq));
+                (ts, 0)
+            }
+            _ => (decode_quarantine(body).map_err(bad)?.insertion_date, 0),
+        };
+        entries.push(Entry { offset, ts, key });
+        seqs.push(frame.seq);
+        if frame.batch_rest == 0 {
+            batch_end = batch_end.max(frame.seq);
+        }
+        Ok(())
+    })?;
+    if s.header.datasource != ds.id() {
+        return Err(Error::corrupt(
+            path,
+            11,
+            format!(
+                "segment of data source {} found in {}",
+                s.header.datasource,
+                ds.name()
+            ),
+        ));
+    }
+    let id = SegmentId {
+        hour: s.header.hour,
+        file_no: s.header.file_no,
+    };
+    Ok(Found {
+        ds,
+        id,
+        path: path.to_path_buf(),
+        header: s.header,
+        entries,
+        seqs,
+        thresholds,
+        valid_end: s.valid_end,
+        file_len: s.file_len,
+        tail: s.tail,
+        batch_end,
+    })
+}
+
+/// Drops records past the last complete batch (a batch the writer was in
+/// the middle of when the process died). They are always at segment tails.
+fn apply_cut(f: &mut Found, cut: u64) {
+    let Some(i) = f.seqs.iter().position(|s| *s > cut) else {
+        return;
+    };
+    let offset = f.entries[i].offset as u64;
+    warn!(
+        file = %f.path.display(),
+        offset,
+        records = f.entries.len() - i,
+        "dropping records of an incomplete batch"
+    );
+    f.entries.truncate(i);
+    f.seqs.truncate(i);
+    f.valid_end = offset;
+    f.tail = Some(Tail {
+        offset,
+        reason: "incomplete batch",
+        garbage: true,
+    });
+}
+
+/// Truncates a torn tail so that the next append starts on clean bytes.
+fn repair_tail(f: &Found) -> Result<()> {
+    let Some(tail) = &f.tail else { return Ok(()) };
+    if tail.garbage {
+        warn!(
+            file = %f.path.display(),
+            offset = tail.offset,
+            dropped_bytes = f.file_len - f.valid_end,
+            reason = tail.reason,
+            "truncating torn tail"
+        );
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&f.path)
+        .map_err(|e| Error::io(&f.path, e))?;
+    file.set_len(f.valid_end)
+        .map_err(|e| Error::io(&f.path, e))?;
+    file.sync_all().map_err(|e| Error::io(&f.path, e))
+}
+
+/// The index content that the recovered state implies.
+pub fn expected_index(state: &State, keys: &Keys, watermark: u64) -> IndexUpdate {
+    let mut u = IndexUpdate {
+        watermark,
+        clear_minutes: true,
+        clear_thresholds: true,
+        ..Default::default()
+    };
+    for (minute, key, m) in state.log_stats.all_minutes() {
+        let (s, v) = keys.name(key);
+        u.minutes.insert((minute, s.to_string(), v.to_string()), m);
+    }
+    u.thresholds = state.thresholds.rows().cloned().collect();
+    for (ds, t) in &state.tables {
+        for (id, seg) in &t.segments {
+            u.segments.insert((ds.id(), *id), segment_meta(seg));
+        }
+    }
+    u
+}
+
+pub fn segment_meta(seg: &Segment) -> SegmentMeta {
+    let mut m = SegmentMeta {
+        rows: seg.entries.len() as u64,
+        bytes: seg.bytes(),
+        min_ts: u32::MAX,
+        min_seq: u64::MAX,
+        ..Default::default()
+    };
+    for e in &seg.entries {
+        m.min_ts = m.min_ts.min(e.ts);
+        m.max_ts = m.max_ts.max(e.ts);
+    }
+    if let (Some(first), Some(last)) = (seg.entries.first(), seg.entries.last()) {
+        let data = seg.map.committed();
+        m.min_seq = frame_seq(data, first.offset as usize);
+        m.max_seq = frame_seq(data, last.offset as usize);
+    }
+    m
+}
+
+/// Compares the sled index with the recovered state; rebuilds it when they
+/// disagree (or it was missing). Returns whether it was rebuilt.
+pub fn reconcile_index(index: &Index, expected: IndexUpdate) -> Result<bool> {
+    let same = index.watermark()? == expected.watermark
+        && index.minutes()? == expected.minutes
+        && same_thresholds(index.thresholds()?, &expected.thresholds)
+        && index.segments()? == expected.segments;
+    if same {
+        info!(
+            watermark = expected.watermark,
+            "index agrees with the segments"
+        );
+        return Ok(false);
+    }
+    warn!(
+        watermark = expected.watermark,
+        "index disagrees with the segments; rebuilding it from them"
+    );
+    index.clear()?;
+    index.apply(&expected)?;
+    index.flush()?;
+    Ok(true)
+}
+
+fn same_thresholds(mut a: Vec<(ThresholdRow, u64)>, b: &[(ThresholdRow, u64)]) -> bool {
+    let mut b = b.to_vec();
+    let key = |x: &(ThresholdRow, u64)| (x.0.service.clone(), x.0.severity.clone());
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    a == b
+}
+
+/// Minute counts as the index stores them, for tests and tools.
+pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<MinuteKey, MinuteStat> {
+    expected_index(state, keys, 0).minutes
+}

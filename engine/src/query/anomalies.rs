@@ -1,0 +1,86 @@
+//! `log_anomalies`: minutes in which a (service, severity) logged more rows
+//! than its active threshold.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::keys::Keys;
+use crate::state::State;
+
+use super::{round2, visit, Grain, KeyFilter, ReadStats};
+
+#[derive(Clone, Debug, Default)]
+pub struct AnomalyQuery {
+    /// Exclusive end of the window (Unix seconds).
+    pub end: u32,
+    pub window_minutes: u32,
+    pub service: Option<String>,
+    pub severity: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyRow {
+    /// Start of the minute (Unix seconds).
+    pub minute: u32,
+    pub service: Arc<str>,
+    pub severity: Arc<str>,
+    pub log_count: u64,
+    pub threshold_per_minute: f64,
+    pub excess_ratio: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Anomalies {
+    pub rows: Vec<AnomalyRow>,
+    pub rows_before_limit: u64,
+    pub stats: ReadStats,
+}
+
+pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Anomalies {
+    let mut thresholds: HashMap<u32, f64> = HashMap::new();
+    for key in keys.matching(q.service.as_deref(), q.severity.as_deref()) {
+        let (s, v) = keys.name(key);
+        if let Some(t) = st.thresholds.active(s, v) {
+            thresholds.insert(key, t);
+        }
+    }
+    let kf = KeyFilter::of(keys, thresholds.keys().copied().collect());
+    let end = q.end as u64;
+    let start = end.saturating_sub(q.window_minutes as u64 * 60);
+    let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
+    let stats = visit(st, &kf, start, end, Grain::Minute, |p| {
+        *counts.entry((p.min_ts / 60, p.key)).or_default() += p.count;
+    });
+    let mut rows: Vec<AnomalyRow> = counts
+        .into_iter()
+        .filter_map(|((minute, key), count)| {
+            let t = thresholds[&key];
+            ((count as f64) > t).then(|| {
+                let (s, v) = keys.name(key);
+                AnomalyRow {
+                    minute: minute * 60,
+                    service: s.clone(),
+                    severity: v.clone(),
+                    log_count: count,
+                    threshold_per_minute: t,
+                    excess_ratio: round2(count as f64 / t),
+                }
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.minute
+            .cmp(&a.minute)
+            .then_with(|| b.log_count.cmp(&a.log_count))
+            .then_with(|| a.service.cmp(&b.service))
+            .then_with(|| a.severity.cmp(&b.severity))
+    });
+    let rows_before_limit = rows.len() as u64;
+    rows.truncate(q.limit);
+    Anomalies {
+        rows,
+        rows_before_limit,
+        stats,
+    }
+}

@@ -1,0 +1,249 @@
+//! Byte layout of segment files (see `docs/format.md` for the diagram).
+//!
+//! ```text
+//! file   := header frame* zero-fill
+//! header := magic[8] version:u16 kind:u8 datasource:u8 hour:u32 file_no:u32
+//!           synced_len:u64 reserved[32] crc32:u32              (64 bytes)
+//! frame  := body_len:u32 crc32:u32 seq:u64 batch_rest:u32 body[body_len]
+//! ```
+//! All integers little endian. The header CRC covers header bytes 0..60; a
+//! frame's CRC covers its bytes 8..20+body_len (seq, batch_rest and body).
+//! A `body_len` of zero marks the end of the records (preallocated space is
+//! zero-filled).
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// First 8 bytes of every segment file.
+pub const MAGIC: [u8; 8] = *b"LPSEG\0\r\n";
+/// Format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Length of the file header; the first frame starts here.
+pub const HEADER_LEN: usize = 64;
+/// Offset of `synced_len` inside the header.
+pub const SYNCED_LEN_OFFSET: usize = 20;
+/// Offset of the header CRC.
+pub const HEADER_CRC_OFFSET: usize = 60;
+/// Length of a frame header.
+pub const FRAME_HEADER_LEN: usize = 20;
+/// Largest record body accepted (a row is limited to 1 MiB by the API).
+pub const MAX_BODY_LEN: usize = 4 << 20;
+
+/// Segment kinds (header byte 10).
+pub const KIND_HOT: u8 = 1;
+
+/// The decoded file header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u8,
+    pub datasource: u8,
+    pub hour: u32,
+    pub file_no: u32,
+    pub synced_len: u64,
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[10] = self.kind;
+        b[11] = self.datasource;
+        b[12..16].copy_from_slice(&self.hour.to_le_bytes());
+        b[16..20].copy_from_slice(&self.file_no.to_le_bytes());
+        b[20..28].copy_from_slice(&self.synced_len.to_le_bytes());
+        let crc = crc32fast::hash(&b[..HEADER_CRC_OFFSET]);
+        b[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header; errors name the file and offset.
+    pub fn decode(path: &Path, b: &[u8]) -> Result<Header> {
+        if b.len() < HEADER_LEN {
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!("file shorter than its {HEADER_LEN}-byte header"),
+            ));
+        }
+        if b[0..8] != MAGIC {
+            return Err(Error::corrupt(path, 0, "bad magic: not a logpulse segment"));
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != VERSION {
+            return Err(Error::Version {
+                path: path.into(),
+                found: version,
+                expected: VERSION,
+            });
+        }
+        let crc = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
+        if crc != crc32fast::hash(&b[..HEADER_CRC_OFFSET]) {
+            return Err(Error::corrupt(
+                path,
+                HEADER_CRC_OFFSET as u64,
+                "header checksum mismatch",
+            ));
+        }
+        Ok(Header {
+            kind: b[10],
+            datasource: b[11],
+            hour: u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
+            file_no: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
+            synced_len: u64::from_le_bytes(b[20..28].try_into().expect("8 bytes")),
+        })
+    }
+}
+
+/// A decoded frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub body_len: u32,
+    pub seq: u64,
+    pub batch_rest: u32,
+}
+
+impl Frame {
+    pub fn total_len(&self) -> usize {
+        FRAME_HEADER_LEN + self.body_len as usize
+    }
+}
+
+/// Appends one frame (header and body) to `out`.
+pub fn encode_frame(out: &mut Vec<u8>, seq: u64, batch_rest: u32, body: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&batch_rest.to_le_bytes());
+    out.extend_from_slice(body);
+    let crc = crc32fast::hash(&out[start + 8..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// What is found at an offset of a record area.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameRead {
+    /// A valid frame.
+    Frame(Frame),
+    /// Zero length: the records end here.
+    End,
+    /// Bytes that are not a valid frame, and why.
+    Invalid(&'static str),
+}
+
+/// Reads and validates the frame at `offset` of `data` (a whole file image).
+pub fn read_frame(data: &[u8], offset: usize) -> FrameRead {
+    if offset + 4 > data.len() {
+        return if offset == data.len() {
+            FrameRead::End
+        } else {
+            FrameRead::Invalid("truncated frame header")
+        };
+    }
+    let body_len = u32::from_le_bytes(data[offset..offset + 4].try_into().expect("4 bytes"));
+    if body_len == 0 {
+        return FrameRead::End;
+    }
+    if body_len as usize > MAX_BODY_LEN {
+        return FrameRead::Invalid("frame length out of range");
+    }
+    let end = offset + FRAME_HEADER_LEN + body_len as usize;
+    if end > data.len() {
+        return FrameRead::Invalid("frame runs past end of file");
+    }
+    let crc = u32::from_le_bytes(data[offset + 4..offset + 8].try_into().expect("4 bytes"));
+    if crc != crc32fast::hash(&data[offset + 8..end]) {
+        return FrameRead::Invalid("frame checksum mismatch");
+    }
+    FrameRead::Frame(Frame {
+        body_len,
+        seq: u64::from_le_bytes(data[offset + 8..offset + 16].try_into().expect("8 bytes")),
+        batch_rest: u32::from_le_bytes(data[offset + 16..offset + 20].try_into().expect("4 bytes")),
+    })
+}
+
+/// The seq stored in the (already validated) frame at `offset`.
+pub fn frame_seq(data: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(data[offset + 8..offset + 16].try_into().expect("8 bytes"))
+}
+
+/// The body of the (already validated) frame at `offset`.
+pub fn frame_body(data: &[u8], offset: usize) -> &[u8] {
+    let len = u32::from_le_bytes(data[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+    &data[offset + FRAME_HEADER_LEN..offset + FRAME_HEADER_LEN + len]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            kind: KIND_HOT,
+            datasource: 1,
+            hour: 470_000,
+            file_no: 2,
+            synced_len: 999,
+        }
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let b = header().encode();
+        assert_eq!(Header::decode(Path::new("x"), &b).unwrap(), header());
+    }
+
+    #[test]
+    fn every_header_byte_is_checked() {
+        for i in 0..HEADER_LEN {
+            let mut b = header().encode();
+            b[i] ^= 0x40;
+            assert!(
+                Header::decode(Path::new("x"), &b).is_err(),
+                "flip at byte {i} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn other_version_is_refused_clearly() {
+        let mut b = header().encode();
+        b[8] = 9;
+        let crc = crc32fast::hash(&b[..HEADER_CRC_OFFSET]);
+        b[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        let err = Header::decode(Path::new("x"), &b).unwrap_err();
+        assert!(matches!(err, Error::Version { found: 9, .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_file_is_rejected() {
+        let b = header().encode();
+        assert!(Header::decode(Path::new("x"), &b[..40]).is_err());
+    }
+
+    #[test]
+    fn frames_validate_and_flips_are_caught() {
+        let mut data = vec![0u8; 8];
+        encode_frame(&mut data, 42, 3, b"hello");
+        let f = match read_frame(&data, 8) {
+            FrameRead::Frame(f) => f,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((f.seq, f.batch_rest, f.body_len), (42, 3, 5));
+        assert_eq!(frame_body(&data, 8), b"hello");
+        assert_eq!(read_frame(&data, 8 + f.total_len()), FrameRead::End);
+        for i in 4..data.len() - 8 {
+            let mut d = data.clone();
+            d[8 + i] ^= 1;
+            assert!(
+                matches!(read_frame(&d, 8), FrameRead::Invalid(_)),
+                "flip at {i}"
+            );
+        }
+        assert!(matches!(
+            read_frame(&data[..data.len() - 1], 8),
+            FrameRead::Invalid(_)
+        ));
+    }
+}

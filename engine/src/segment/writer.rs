@@ -1,0 +1,160 @@
+//! The append side of one segment file, owned by the engine's writer thread.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::format::{Header, HEADER_LEN, KIND_HOT, SYNCED_LEN_OFFSET};
+use super::mmap::{MapAppender, SegmentMap};
+use super::SegmentId;
+use crate::durability::{fsync_dir, reserve};
+use crate::error::{Error, Result};
+
+/// First reservation of a new segment file.
+const INITIAL_CAPACITY_BYTES: usize = 256 << 10;
+/// Largest single growth step.
+const GROWTH_MAX_BYTES: usize = 64 << 20;
+
+/// A segment file open for appending.
+pub struct OpenSegment {
+    pub id: SegmentId,
+    pub path: PathBuf,
+    file: File,
+    appender: MapAppender,
+    header: Header,
+    /// Where the next frame goes; equals the committed length after `commit`.
+    pub write_pos: usize,
+    /// Committed bytes not yet fsynced.
+    unsynced: bool,
+}
+
+impl OpenSegment {
+    /// Creates a new segment file with its header, reserved space, and a
+    /// durable directory entry.
+    pub fn create(dir: &Path, datasource: u8, id: SegmentId, room: usize) -> Result<OpenSegment> {
+        let path = id.path_in(dir);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let header = Header {
+            kind: KIND_HOT,
+            datasource,
+            hour: id.hour,
+            file_no: id.file_no,
+            synced_len: HEADER_LEN as u64,
+        };
+        let cap = (HEADER_LEN + room)
+            .max(INITIAL_CAPACITY_BYTES)
+            .next_power_of_two();
+        let setup = || -> Result<()> {
+            reserve(&file, &path, cap as u64)?;
+            file.write_all_at(&header.encode(), 0)
+                .map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            fsync_dir(dir)
+        };
+        if let Err(e) = setup() {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let (_, appender) =
+            SegmentMap::create(&file, cap, HEADER_LEN).map_err(|e| Error::io(&path, e))?;
+        Ok(OpenSegment {
+            id,
+            path,
+            file,
+            appender,
+            header,
+            write_pos: HEADER_LEN,
+            unsynced: false,
+        })
+    }
+
+    /// Reopens an existing, recovered segment whose valid records end at `valid_end`.
+    pub fn reopen(path: &Path, header: Header, valid_end: usize) -> Result<OpenSegment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+        let (_, appender) = SegmentMap::create(&file, len.max(valid_end), valid_end)
+            .map_err(|e| Error::io(path, e))?;
+        let id = SegmentId {
+            hour: header.hour,
+            file_no: header.file_no,
+        };
+        Ok(OpenSegment {
+            id,
+            path: path.to_path_buf(),
+            file,
+            appender,
+            header,
+            write_pos: valid_end,
+            unsynced: false,
+        })
+    }
+
+    pub fn map(&self) -> &Arc<SegmentMap> {
+        self.appender.map()
+    }
+
+    /// Makes room for `extra` more bytes, reserving disk space and remapping
+    /// if needed. Returns whether the map changed.
+    pub fn ensure_room(&mut self, extra: usize) -> Result<bool> {
+        let need = self.write_pos + extra;
+        let cap = self.map().capacity();
+        if need <= cap {
+            return Ok(false);
+        }
+        let grown = need.max(cap + cap.clamp(INITIAL_CAPACITY_BYTES, GROWTH_MAX_BYTES));
+        let grown = grown.div_ceil(INITIAL_CAPACITY_BYTES) * INITIAL_CAPACITY_BYTES;
+        reserve(&self.file, &self.path, grown as u64)?;
+        let (_, appender) = SegmentMap::create(&self.file, grown, self.write_pos)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.appender = appender;
+        Ok(true)
+    }
+
+    /// Copies encoded frames in at the write position (room must have been
+    /// ensured). Returns the offset they start at.
+    pub fn append(&mut self, frames: &[u8]) -> usize {
+        let at = self.write_pos;
+        self.appender.write(at, frames);
+        self.write_pos += frames.len();
+        at
+    }
+
+    /// Makes everything appended so far visible to readers of the map.
+    pub fn commit(&mut self) {
+        self.appender.commit(self.write_pos);
+        self.unsynced = true;
+    }
+
+    pub fn needs_sync(&self) -> bool {
+        self.unsynced
+    }
+
+    /// fsyncs the committed records, then records the synced length in the
+    /// header (made durable by the next sync: the header never claims more
+    /// than is on disk).
+    pub fn sync(&mut self) -> Result<()> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.header.synced_len = self.write_pos as u64;
+        let h = self.header.encode();
+        self.file
+            .write_all_at(&h[SYNCED_LEN_OFFSET..], SYNCED_LEN_OFFSET as u64)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.unsynced = false;
+        Ok(())
+    }
+}

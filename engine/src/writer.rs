@@ -1,0 +1,514 @@
+//! The writer thread: the only code that appends to segments. It takes
+//! batches from a bounded `crossbeam-channel`, writes a group of them,
+//! publishes the group to readers under one lock, fsyncs once for every
+//! caller that asked for durability (group commit), and hands index updates
+//! to the index thread.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use tracing::{debug, error, warn};
+
+use crate::durability::{fsync_dir, Durability};
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::index::{IndexUpdate, SegmentMeta};
+use crate::open::write_seq_floor;
+use crate::row::{decode_threshold, DataSource, ThresholdRow};
+use crate::segment::format::{encode_frame, Header, FRAME_HEADER_LEN, HEADER_LEN, KIND_HOT};
+use crate::segment::writer::OpenSegment;
+use crate::segment::{Entry, Segment, SegmentId};
+
+/// Close a segment's append handle after this long without writes.
+const IDLE_CLOSE: Duration = Duration::from_secs(300);
+
+/// What an append returns: the seqs given to its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendReceipt {
+    pub rows: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// One row ready to be framed: its encoded body is `buf[body]`.
+pub(crate) struct Prepared {
+    pub ds: DataSource,
+    pub ts: u32,
+    pub key: u32,
+    pub body: Range<usize>,
+}
+
+/// The rows of one append call.
+pub(crate) struct Batch {
+    pub rows: Vec<Prepared>,
+    pub buf: Vec<u8>,
+    pub durability: Durability,
+}
+
+pub(crate) type Reply<T> = Sender<Result<T>>;
+
+pub(crate) enum WriterMsg {
+    Append {
+        batch: Batch,
+        reply: Reply<AppendReceipt>,
+    },
+    Truncate {
+        ds: DataSource,
+        reply: Reply<()>,
+    },
+    Sync {
+        reply: Reply<()>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+/// A batch written to the maps but not yet published.
+struct Written {
+    receipt: AppendReceipt,
+    rows: Vec<(DataSource, SegmentId, Entry, u64)>,
+    thresholds: Vec<(ThresholdRow, u64)>,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    open: HashMap<(DataSource, u32), (OpenSegment, Instant)>,
+    metas: HashMap<(DataSource, SegmentId), SegmentMeta>,
+    next_seq: u64,
+    pending: IndexUpdate,
+    index_tx: Sender<IndexUpdate>,
+    last_sync: Instant,
+    scratch: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(
+        shared: Arc<Shared>,
+        next_seq: u64,
+        metas: HashMap<(DataSource, SegmentId), SegmentMeta>,
+        index_tx: Sender<IndexUpdate>,
+    ) -> Writer {
+        Writer {
+            shared,
+            open: HashMap::new(),
+            metas,
+            next_seq,
+            pending: IndexUpdate {
+                watermark: next_seq - 1,
+                ..Default::default()
+            },
+            index_tx,
+            last_sync: Instant::now(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<WriterMsg>) {
+        let interval = Duration::from_millis(self.shared.config.sync_interval_ms.max(1));
+        loop {
+            let wait = interval.saturating_sub(self.last_sync.elapsed());
+            let msg = match rx.recv_timeout(wait) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.periodic();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.sync_all();
+                    return;
+                }
+            };
+            let deferred = match msg {
+                WriterMsg::Append { batch, reply } => self.take_group(batch, reply, &rx),
+                other => Some(other),
+            };
+            if let Some(m) = deferred {
+                if self.control(m) {
+                    return;
+                }
+            }
+            if self.last_sync.elapsed() >= interval {
+                self.periodic();
+            }
+            self.flush_index();
+        }
+    }
+
+    /// Collects more queued appends into one group and commits it. Returns a
+    /// control message that ended the group, if any.
+    fn take_group(
+        &mut self,
+        batch: Batch,
+        reply: Reply<AppendReceipt>,
+        rx: &Receiver<WriterMsg>,
+    ) -> Option<WriterMsg> {
+        let mut rows = batch.rows.len();
+        let mut group = vec![(batch, reply)];
+        let mut deferred = None;
+        while rows < self.shared.config.group_rows_max {
+            match rx.try_recv() {
+                Ok(WriterMsg::Append { batch, reply }) => {
+                    rows += batch.rows.len();
+                    group.push((batch, reply));
+                }
+                Ok(other) => {
+                    deferred = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.commit_group(group);
+        deferred
+    }
+
+    /// Handles a control message; returns true when the writer must stop.
+    fn control(&mut self, msg: WriterMsg) -> bool {
+        match msg {
+            WriterMsg::Append { batch, reply } => self.commit_group(vec![(batch, reply)]),
+            WriterMsg::Truncate { ds, reply } => {
+                let _ = reply.send(self.truncate(ds));
+            }
+            WriterMsg::Sync { reply } => {
+                let _ = reply.send(self.sync_all());
+            }
+            WriterMsg::Shutdown { reply } => {
+                let res = self.sync_all();
+                self.flush_index();
+                let _ = reply.send(res);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn commit_group(&mut self, group: Vec<(Batch, Reply<AppendReceipt>)>) {
+        if let Some(p) = self.shared.poison_message() {
+            for (_, reply) in group {
+                let _ = reply.send(Err(Error::Poisoned(p.clone())));
+            }
+            return;
+        }
+        let mut written = Vec::with_capacity(group.len());
+        for (batch, reply) in group {
+            match self.write_batch(&batch) {
+                Ok(w) => written.push((w, batch.durability, reply)),
+                Err(e) => {
+                    warn!(error = %e, rows = batch.rows.len(), "append failed; nothing of it was written");
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        if written.is_empty() {
+            return;
+        }
+        self.publish(&written);
+        let synced = if written.iter().any(|(_, d, _)| *d == Durability::Synced) {
+            self.sync_all()
+        } else {
+            Ok(())
+        };
+        for (w, durability, reply) in written {
+            let res = match (&synced, durability) {
+                (Err(e), Durability::Synced) => Err(Error::Poisoned(e.to_string())),
+                _ => Ok(w.receipt),
+            };
+            let _ = reply.send(res);
+        }
+    }
+
+    /// Reserves room for every row of the batch, then frames and copies them
+    /// in. If any reservation fails, nothing is written.
+    fn write_batch(&mut self, batch: &Batch) -> Result<Written> {
+        let n = batch.rows.len();
+        let mut groups: Vec<((DataSource, u32), Vec<usize>)> = Vec::new();
+        let mut slot: HashMap<(DataSource, u32), usize> = HashMap::new();
+        for (i, r) in batch.rows.iter().enumerate() {
+            let k = (r.ds, r.ts / 3600);
+            let g = *slot.entry(k).or_insert_with(|| {
+                groups.push((k, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(i);
+        }
+        for (k, idxs) in &groups {
+            let need: usize = idxs
+                .iter()
+                .map(|i| FRAME_HEADER_LEN + batch.rows[*i].body.len())
+                .sum();
+            self.segment_for(*k, need)?;
+        }
+        let first = self.next_seq;
+        let mut w = Written {
+            receipt: AppendReceipt {
+                rows: n as u64,
+                first_seq: first,
+                last_seq: first + n as u64 - 1,
+            },
+            rows: Vec::with_capacity(n),
+            thresholds: Vec::new(),
+        };
+        for (k, idxs) in &groups {
+            let mut rel = Vec::with_capacity(idxs.len());
+            self.scratch.clear();
+            for &i in idxs {
+                let r = &batch.rows[i];
+                let body = &batch.buf[r.body.clone()];
+                rel.push(self.scratch.len());
+                encode_frame(
+                    &mut self.scratch,
+                    first + i as u64,
+                    (n - 1 - i) as u32,
+                    body,
+                );
+                if r.ds == DataSource::Thresholds {
+                    let t = decode_threshold(body).map_err(Error::Invalid)?;
+                    w.thresholds.push((t, first + i as u64));
+                }
+            }
+            let (seg, used) = self.open.get_mut(k).expect("segment ensured above");
+            *used = Instant::now();
+            let base = seg.append(&self.scratch);
+            seg.commit();
+            for (&i, off) in idxs.iter().zip(rel) {
+                let r = &batch.rows[i];
+                let e = Entry {
+                    offset: (base + off) as u32,
+                    ts: r.ts,
+                    key: r.key,
+                };
+                w.rows.push((r.ds, seg.id, e, first + i as u64));
+            }
+        }
+        self.next_seq += n as u64;
+        Ok(w)
+    }
+
+    /// The appendable segment of (data source, hour) with room for `need`
+    /// more bytes: the newest file of the hour, or a new one.
+    fn segment_for(&mut self, k: (DataSource, u32), need: usize) -> Result<()> {
+        let max = self.shared.config.segment_bytes_max as usize;
+        if let Some((seg, _)) = self.open.get_mut(&k) {
+            if seg.write_pos + need <= max || seg.write_pos == HEADER_LEN {
+                seg.ensure_room(need)?;
+                return Ok(());
+            }
+        }
+        let (ds, hour) = k;
+        let newest = {
+            let st = self.shared.state.read();
+            let newest = st
+                .table(ds)
+                .hour(hour)
+                .next()
+                .map(|s| (s.id, s.appendable, s.bytes(), s.path.clone()));
+            newest
+        };
+        let newest = match (newest, self.open.get(&k)) {
+            (Some(a), Some((b, _))) if b.id > a.0 => Some((b.id, false, 0, b.path.clone())),
+            (None, Some((b, _))) => Some((b.id, false, 0, b.path.clone())),
+            (a, _) => a,
+        };
+        if let Some((id, true, end, path)) = &newest {
+            let end = *end as usize;
+            let fits = end + need <= max || end == HEADER_LEN;
+            if fits && self.open.get(&k).is_none_or(|(o, _)| o.id != *id) {
+                let header = Header {
+                    kind: KIND_HOT,
+                    datasource: ds.id(),
+                    hour,
+                    file_no: id.file_no,
+                    synced_len: end as u64,
+                };
+                let mut seg = OpenSegment::reopen(path, header, end)?;
+                seg.ensure_room(need)?;
+                self.open.insert(k, (seg, Instant::now()));
+                return Ok(());
+            }
+        }
+        let newest = newest.map(|n| n.0);
+        let id = SegmentId {
+            hour,
+            file_no: newest.map_or(0, |i| i.file_no + 1),
+        };
+        let dir = self.shared.state.read().table(ds).dir.clone();
+        let seg = OpenSegment::create(&dir, ds.id(), id, need)?;
+        debug!(file = %seg.path.display(), "created segment");
+        self.open.insert(k, (seg, Instant::now()));
+        Ok(())
+    }
+
+    /// Makes a group of written batches visible, all under one write lock.
+    fn publish(&mut self, written: &[(Written, Durability, Reply<AppendReceipt>)]) {
+        let shared = self.shared.clone();
+        let mut touched_minutes: HashSet<(u32, u32)> = HashSet::new();
+        let mut touched_segs: HashSet<(DataSource, SegmentId)> = HashSet::new();
+        let mut st = shared.state.write();
+        for (w, _, _) in written {
+            for (ds, id, e, seq) in &w.rows {
+                let (open, _) = &self.open[&(*ds, id.hour)];
+                let table = st.table_mut(*ds);
+                let seg = table.segments.entry(*id).or_insert_with(|| Segment {
+                    id: *id,
+                    path: open.path.clone(),
+                    map: open.map().clone(),
+                    entries: Vec::new(),
+                    appendable: true,
+                });
+                seg.entries.push(*e);
+                table.rows += 1;
+                if touched_segs.insert((*ds, *id)) {
+                    seg.map = open.map().clone();
+                }
+                let meta = self.metas.entry((*ds, *id)).or_insert_with(|| SegmentMeta {
+                    min_ts: u32::MAX,
+                    min_seq: u64::MAX,
+                    ..Default::default()
+                });
+                meta.rows += 1;
+                meta.min_ts = meta.min_ts.min(e.ts);
+                meta.max_ts = meta.max_ts.max(e.ts);
+                meta.min_seq = meta.min_seq.min(*seq);
+                meta.max_seq = meta.max_seq.max(*seq);
+                meta.bytes = open.write_pos as u64;
+                if *ds == DataSource::SystemLogs {
+                    touched_minutes.insert((st.log_stats.add(e.ts, e.key), e.key));
+                }
+            }
+            for (t, seq) in &w.thresholds {
+                st.thresholds.apply(t.clone(), *seq);
+                self.pending.thresholds.push((t.clone(), *seq));
+            }
+        }
+        let keys = shared.keys.read();
+        for (minute, key) in touched_minutes {
+            let (s, v) = keys.name(key);
+            self.pending.minutes.insert(
+                (minute, s.to_string(), v.to_string()),
+                st.log_stats.minute(minute, key),
+            );
+        }
+        drop(keys);
+        drop(st);
+        for k in touched_segs {
+            self.pending
+                .segments
+                .insert((k.0.id(), k.1), self.metas[&k].clone());
+        }
+        self.pending.watermark = self.next_seq - 1;
+        shared
+            .counters
+            .last_seq
+            .store(self.next_seq - 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// fsyncs every segment with un-synced commits. A failure poisons the
+    /// writer: the kernel may have dropped the dirty pages, so retrying an
+    /// fsync and carrying on could acknowledge lost rows.
+    fn sync_all(&mut self) -> Result<()> {
+        if let Some(p) = self.shared.poison_message() {
+            return Err(Error::Poisoned(p));
+        }
+        for (seg, _) in self.open.values_mut() {
+            if seg.needs_sync() {
+                if let Err(e) = seg.sync() {
+                    error!(error = %e, "fsync failed; refusing further writes");
+                    self.shared.poison(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// The interval sync, and closing append handles of idle hours.
+    fn periodic(&mut self) {
+        let _ = self.sync_all();
+        let now = Instant::now();
+        self.open
+            .retain(|_, (seg, used)| seg.needs_sync() || now.duration_since(*used) < IDLE_CLOSE);
+        self.flush_index();
+    }
+
+    fn truncate(&mut self, ds: DataSource) -> Result<()> {
+        self.sync_all()?;
+        self.open.retain(|(d, _), _| *d != ds);
+        let (dir, segs) = {
+            let mut st = self.shared.state.write();
+            let table = st.table_mut(ds);
+            table.rows = 0;
+            let segs = std::mem::take(&mut table.segments);
+            let dir = table.dir.clone();
+            match ds {
+                DataSource::SystemLogs => st.log_stats.clear(),
+                DataSource::Thresholds => st.thresholds.clear(),
+                _ => {}
+            }
+            (dir, segs)
+        };
+        write_seq_floor(&self.shared.config.data_dir, self.next_seq - 1)?;
+        for seg in segs.values() {
+            std::fs::remove_file(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
+            self.pending.dropped_segments.push((ds.id(), seg.id));
+        }
+        fsync_dir(&dir)?;
+        self.metas.retain(|(d, _), _| *d != ds);
+        self.pending.segments.retain(|(d, _), _| *d != ds.id());
+        match ds {
+            DataSource::SystemLogs => {
+                self.pending.minutes.clear();
+                self.pending.clear_minutes = true;
+            }
+            DataSource::Thresholds => {
+                self.pending.thresholds.clear();
+                self.pending.clear_thresholds = true;
+            }
+            _ => {}
+        }
+        self.flush_index();
+        Ok(())
+    }
+
+    /// Hands the pending index update to the index thread if it is idle;
+    /// otherwise keeps accumulating (values are absolute, so merging is exact).
+    fn flush_index(&mut self) {
+        if self.pending.is_empty() && self.pending.watermark == self.shared.counters.index_sent() {
+            return;
+        }
+        let u = std::mem::take(&mut self.pending);
+        let watermark = u.watermark;
+        match self.index_tx.try_send(u) {
+            Ok(()) => self.shared.counters.set_index_sent(watermark),
+            Err(TrySendError::Full(u)) | Err(TrySendError::Disconnected(u)) => {
+                self.pending = u;
+            }
+        }
+        self.pending.watermark = watermark;
+    }
+}
+
+/// The index thread: applies merged updates to sled, one batch at a time.
+pub(crate) fn run_indexer(shared: Arc<Shared>, rx: Receiver<IndexUpdate>) {
+    while let Ok(mut u) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            u.merge(more);
+        }
+        match shared.index.apply(&u) {
+            Ok(()) => shared
+                .counters
+                .index_watermark
+                .store(u.watermark, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => {
+                error!(error = %e, "index update failed; it will be rebuilt from the segments on next open")
+            }
+        }
+    }
+    if let Err(e) = shared.index.flush() {
+        error!(error = %e, "index flush failed");
+    }
+}

@@ -1,0 +1,1 @@
+//! Root package: owns the black-box tests (`tests/`) and benchmarks (`benches/`).
