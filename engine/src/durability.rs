@@ -26,13 +26,24 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `path` with `data` atomically: temp file, fsync, rename, fsync dir.
 pub fn rewrite_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    rewrite_atomic_mode(path, data, 0o644)
+}
+
+/// [`rewrite_atomic`] for secrets: the file is created with mode 0600.
+pub fn rewrite_private(path: &Path, data: &[u8]) -> Result<()> {
+    rewrite_atomic_mode(path, data, 0o600)
+}
+
+fn rewrite_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
     {
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .mode(mode)
             .open(&tmp)
             .map_err(|e| Error::io(&tmp, e))?;
         f.write_all(data).map_err(|e| Error::io(&tmp, e))?;

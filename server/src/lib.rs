@@ -1,1 +1,91 @@
+//! logpulsed: the Tinybird-compatible HTTP daemon over the logpulse engine.
+#![deny(unsafe_code)]
 
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod params;
+pub mod render;
+pub mod routes;
+pub mod serve;
+pub mod storage;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{error, info};
+
+use crate::app::{AppInner, AppState};
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::storage::Storage;
+
+/// Opens storage, binds, serves until SIGTERM/SIGINT, then drains and syncs.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let engine_config = config.engine();
+    let engine = tokio::task::spawn_blocking(move || logpulse_engine::Engine::open(engine_config))
+        .await?
+        .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    let storage: Arc<dyn Storage> = Arc::new(engine);
+    let auth = Auth::load(&config.data_dir, config.admin_token.clone())?;
+    let workspace_id = workspace_id(&config.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state: AppState = Arc::new(AppInner {
+        storage: storage.clone(),
+        auth,
+        config: config.clone(),
+        metrics: Default::default(),
+        workspace_id,
+        shutting_down: AtomicBool::new(false),
+    });
+    let router = app::app(state.clone());
+    info!(%addr, data_dir = %config.data_dir.display(), "listening");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let st = state.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        info!("shutdown signal received; finishing in-flight requests");
+        st.shutting_down.store(true, Ordering::Relaxed);
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    };
+    serve::serve(listener, router, config.max_connections, shutdown).await;
+    let res = tokio::task::spawn_blocking(move || storage.close()).await?;
+    match res {
+        Ok(()) => info!("storage synced and closed"),
+        Err(e) => {
+            error!(error = %e, "closing storage failed");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// A stable id for `GET /v0/workspace`, made on first start.
+fn workspace_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("workspace-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_string());
+        }
+    }
+    let id = auth::generate_token()[3..35].to_string();
+    logpulse_engine::durability::rewrite_atomic(&path, id.as_bytes())?;
+    Ok(id)
+}

@@ -1,0 +1,165 @@
+//! The router and the state every handler shares.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::error::{error_response, ApiError};
+use crate::metrics::Metrics;
+use crate::routes::{datasources, events, ops, pipes, tokens};
+use crate::storage::Storage;
+
+pub struct AppInner {
+    pub storage: Arc<dyn Storage>,
+    pub auth: Auth,
+    pub config: Config,
+    pub metrics: Metrics,
+    pub workspace_id: String,
+    pub shutting_down: AtomicBool,
+}
+
+pub type AppState = Arc<AppInner>;
+
+impl AppInner {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+/// Every route of the API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v0/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/v0/workspace", get(ops::workspace))
+        .route("/v0/events", post(events::post))
+        .route("/v0/pipes/{pipe}", get(pipes::get).post(pipes::post))
+        .route("/v0/datasources", get(datasources::list))
+        .route("/v0/datasources/{name}", get(datasources::show))
+        .route(
+            "/v0/datasources/{name}/truncate",
+            post(datasources::truncate),
+        )
+        .route("/v0/tokens", get(tokens::list).post(tokens::create))
+        .route("/v0/tokens/{name}", delete(tokens::remove))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(|_| {
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the handler panicked",
+            )
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("unknown route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("method not allowed on this route".into())
+}
+
+/// Metrics and a debug line per request (path only: the query may hold a
+/// token), and a JSON body on every error, also those made by the framework.
+async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let route: &'static str = match req.extensions().get::<MatchedPath>().map(|p| p.as_str()) {
+        Some("/v0/health") => "health",
+        Some("/metrics") => "metrics",
+        Some("/v0/workspace") => "workspace",
+        Some("/v0/events") => "events",
+        Some("/v0/pipes/{pipe}") => "pipes",
+        Some("/v0/datasources") | Some("/v0/datasources/{name}") => "datasources",
+        Some("/v0/datasources/{name}/truncate") => "truncate",
+        Some("/v0/tokens") | Some("/v0/tokens/{name}") => "tokens",
+        _ => "other",
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let t0 = Instant::now();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if status.as_u16() >= 400 && !is_json(resp.headers()) {
+        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+        let retry = resp.headers().get(header::RETRY_AFTER).cloned();
+        resp = error_response(status, &reason);
+        if let Some(r) = retry {
+            resp.headers_mut().insert(header::RETRY_AFTER, r);
+        }
+    }
+    let elapsed = t0.elapsed();
+    app.metrics.observe(route, status.as_u16(), elapsed);
+    tracing::debug!(%method, path, status = status.as_u16(), elapsed_us = elapsed.as_micros() as u64, "request");
+    resp
+}
+
+fn is_json(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Reads a request body of at most `max` bytes within `timeout`.
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large =
+        || ApiError::TooLarge(format!("request body is larger than the {max}-byte limit"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = body;
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::BadRequest(format!("reading request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::BadRequest(format!(
+            "request body not received within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// Runs blocking work (parsing, disk) off the async workers; a panic in it
+/// becomes a 500.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}

@@ -1,0 +1,244 @@
+//! Tokens: the admin token and scoped tokens (Tinybird's Tokens API),
+//! persisted in `<data-dir>/tokens.json`. Token values are compared in
+//! constant time and never logged.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use axum::http::HeaderMap;
+use parking_lot::RwLock;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+pub const TOKENS_FILE: &str = "tokens.json";
+
+/// One scope of a scoped token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub resource: String,
+    #[serde(default)]
+    pub filter: String,
+}
+
+/// Scope kinds accepted by `POST /v0/tokens`.
+pub const SCOPE_KINDS: [&str; 3] = ["DATASOURCES:APPEND", "DATASOURCES:READ", "PIPES:READ"];
+
+impl Scope {
+    /// Parses `KIND:RESOURCE`, e.g. `DATASOURCES:APPEND:system_logs`.
+    pub fn parse(s: &str) -> Result<Scope, String> {
+        let (kind, resource) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("invalid scope {s:?}"))?;
+        if !SCOPE_KINDS.contains(&kind) || resource.is_empty() {
+            return Err(format!(
+                "invalid scope {s:?}: expected one of {} followed by :<name>",
+                SCOPE_KINDS.join(", ")
+            ));
+        }
+        Ok(Scope {
+            kind: kind.into(),
+            resource: resource.into(),
+            filter: String::new(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Token {
+    pub name: String,
+    pub token: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct TokensFile {
+    tokens: Vec<Token>,
+}
+
+/// Who a request is.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Admin,
+    Scoped(Vec<Scope>),
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin)
+    }
+
+    pub fn has(&self, kind: &str, resource: &str) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Scoped(scopes) => scopes
+                .iter()
+                .any(|s| s.kind == kind && s.resource == resource),
+        }
+    }
+
+    /// Errors with 403 unless the principal holds `kind:resource`.
+    pub fn require(&self, kind: &str, resource: &str) -> Result<(), ApiError> {
+        if self.has(kind, resource) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "token lacks the {kind}:{resource} scope"
+            )))
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "this operation needs the admin token".into(),
+            ))
+        }
+    }
+}
+
+pub struct Auth {
+    admin: String,
+    path: PathBuf,
+    tokens: RwLock<BTreeMap<String, Token>>,
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// A new random token value.
+pub fn generate_token() -> String {
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    format!(
+        "lp.{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+impl Auth {
+    /// Loads tokens; resolves the admin token from config or the data dir's
+    /// `admin-token` file, generating it there on first start.
+    pub fn load(data_dir: &Path, configured_admin: Option<String>) -> anyhow::Result<Auth> {
+        let admin = match configured_admin {
+            Some(t) => t,
+            None => load_or_generate_admin(data_dir)?,
+        };
+        let path = data_dir.join(TOKENS_FILE);
+        let tokens = match fs::read(&path) {
+            Ok(b) => serde_json::from_slice::<TokensFile>(&b)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                .tokens
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+        };
+        Ok(Auth {
+            admin,
+            path,
+            tokens: RwLock::new(tokens),
+        })
+    }
+
+    /// The token of a request: `Authorization: Bearer` or the `token` parameter.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let Some(token) = header.or(query_token).filter(|t| !t.is_empty()) else {
+            return Err(ApiError::Unauthorized(
+                "missing token: send Authorization: Bearer <token> or ?token=".into(),
+            ));
+        };
+        if ct_eq(token, &self.admin) {
+            return Ok(Principal::Admin);
+        }
+        let tokens = self.tokens.read();
+        let mut found = None;
+        for t in tokens.values() {
+            if ct_eq(token, &t.token) {
+                found = Some(t.scopes.clone());
+            }
+        }
+        found
+            .map(Principal::Scoped)
+            .ok_or_else(|| ApiError::Forbidden("invalid token".into()))
+    }
+
+    pub fn list(&self) -> Vec<Token> {
+        self.tokens.read().values().cloned().collect()
+    }
+
+    pub fn create(&self, name: &str, scopes: Vec<Scope>) -> Result<Token, ApiError> {
+        let mut tokens = self.tokens.write();
+        if tokens.contains_key(name) {
+            return Err(ApiError::BadRequest(format!(
+                "a token named {name:?} already exists"
+            )));
+        }
+        let t = Token {
+            name: name.to_string(),
+            token: generate_token(),
+            scopes,
+        };
+        tokens.insert(name.to_string(), t.clone());
+        self.persist(&tokens).inspect_err(|_| {
+            tokens.remove(name);
+        })?;
+        Ok(t)
+    }
+
+    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let mut tokens = self.tokens.write();
+        let Some(old) = tokens.remove(name) else {
+            return Err(ApiError::NotFound(format!("no token named {name:?}")));
+        };
+        self.persist(&tokens).inspect_err(|_| {
+            tokens.insert(name.to_string(), old);
+        })
+    }
+
+    fn persist(&self, tokens: &BTreeMap<String, Token>) -> Result<(), ApiError> {
+        let file = TokensFile {
+            tokens: tokens.values().cloned().collect(),
+        };
+        let data = serde_json::to_vec_pretty(&file).expect("tokens serialize");
+        logpulse_engine::durability::rewrite_private(&self.path, &data)
+            .map_err(|e| ApiError::Internal(format!("saving tokens: {e}")))
+    }
+}
+
+fn load_or_generate_admin(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(t) = fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            tracing::info!(path = %path.display(), "admin token read from file");
+            return Ok(t);
+        }
+    }
+    let token = generate_token();
+    logpulse_engine::durability::rewrite_private(&path, format!("{token}\n").as_bytes())?;
+    tracing::info!(path = %path.display(), "generated admin token; read it from this file");
+    Ok(token)
+}

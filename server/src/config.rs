@@ -1,0 +1,194 @@
+//! Configuration: defaults, then a TOML file, then `LOGPULSE_*` environment
+//! variables, then flags; resolved once into an immutable [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// logpulsed: a log time-series store speaking Tinybird's Events and Pipes APIs.
+///
+/// Every setting can be given in the TOML file (`--config`), as an environment
+/// variable `LOGPULSE_<NAME>`, or as a flag; flags win over the environment,
+/// which wins over the file.
+#[derive(Parser, Debug, Default)]
+#[command(name = "logpulsed", version, about, long_about = None)]
+pub struct Args {
+    /// TOML config file (keys as the flags below, with underscores).
+    #[arg(long, env = "LOGPULSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./logpulse-data].
+    #[arg(long, env = "LOGPULSE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7181].
+    #[arg(long, env = "LOGPULSE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Admin token. Prefer the environment variable to a flag (flags show in `ps`).
+    /// If unset, a token is generated into <data-dir>/admin-token (mode 0600).
+    #[arg(long, env = "LOGPULSE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest request body, in bytes [default: 10485760].
+    #[arg(long, env = "LOGPULSE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest decompressed gzip body, in bytes [default: 104857600].
+    #[arg(long, env = "LOGPULSE_MAX_DECOMPRESSED_BYTES")]
+    pub max_decompressed_bytes: Option<usize>,
+    /// Interval of the background fsync of rows ingested without wait=true [default: 1000].
+    #[arg(long, env = "LOGPULSE_SYNC_INTERVAL_MS")]
+    pub sync_interval_ms: Option<u64>,
+    /// Largest segment file before an hour gets another one [default: 1073741824].
+    #[arg(long, env = "LOGPULSE_SEGMENT_BYTES_MAX")]
+    pub segment_bytes_max: Option<u64>,
+    /// Page cache of the sled index [default: 16777216].
+    #[arg(long, env = "LOGPULSE_INDEX_CACHE_BYTES")]
+    pub index_cache_bytes: Option<u64>,
+    /// Write batches queued for the writer before ingestion answers 429 [default: 64].
+    #[arg(long, env = "LOGPULSE_QUEUE_BATCHES_MAX")]
+    pub queue_batches_max: Option<usize>,
+    /// Time allowed to receive a request body [default: 30000].
+    #[arg(long, env = "LOGPULSE_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Simultaneous connections; more are refused [default: 1024].
+    #[arg(long, env = "LOGPULSE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Log filter, in tracing's EnvFilter syntax [default: info].
+    #[arg(long, env = "LOGPULSE_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file: the same keys, all optional, nothing unknown.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub admin_token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub max_decompressed_bytes: Option<usize>,
+    pub sync_interval_ms: Option<u64>,
+    pub segment_bytes_max: Option<u64>,
+    pub index_cache_bytes: Option<u64>,
+    pub queue_batches_max: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub log: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub sync_interval_ms: u64,
+    pub segment_bytes_max: u64,
+    pub index_cache_bytes: u64,
+    pub queue_batches_max: usize,
+    pub request_timeout_ms: u64,
+    pub max_connections: usize,
+    pub log: String,
+}
+
+impl Config {
+    pub fn resolve(args: Args) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        Ok(Config {
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./logpulse-data")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:7181".parse().expect("valid")),
+            admin_token: args
+                .admin_token
+                .or(file.admin_token)
+                .filter(|t| !t.is_empty()),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(10 << 20),
+            max_decompressed_bytes: args
+                .max_decompressed_bytes
+                .or(file.max_decompressed_bytes)
+                .unwrap_or(100 << 20),
+            sync_interval_ms: args
+                .sync_interval_ms
+                .or(file.sync_interval_ms)
+                .unwrap_or(1000),
+            segment_bytes_max: args
+                .segment_bytes_max
+                .or(file.segment_bytes_max)
+                .unwrap_or(1 << 30)
+                .min(u32::MAX as u64),
+            index_cache_bytes: args
+                .index_cache_bytes
+                .or(file.index_cache_bytes)
+                .unwrap_or(16 << 20),
+            queue_batches_max: args
+                .queue_batches_max
+                .or(file.queue_batches_max)
+                .unwrap_or(64)
+                .max(1),
+            request_timeout_ms: args
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .unwrap_or(30_000),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(1024)
+                .max(1),
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    pub fn engine(&self) -> logpulse_engine::EngineConfig {
+        let mut c = logpulse_engine::EngineConfig::new(&self.data_dir);
+        c.sync_interval_ms = self.sync_interval_ms;
+        c.segment_bytes_max = self.segment_bytes_max;
+        c.index_cache_bytes = self.index_cache_bytes;
+        c.queue_batches_max = self.queue_batches_max;
+        c
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "data_dir = \"/from/file\"\nmax_body_bytes = 5\n").unwrap();
+        let args = Args {
+            config: Some(p.clone()),
+            data_dir: Some("/from/flag".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(c.max_body_bytes, 5);
+        std::fs::write(&p, "nope = 1\n").unwrap();
+        let err = Config::resolve(Args {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

@@ -1,0 +1,88 @@
+//! The Data Sources API: list, show with statistics, truncate.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Json;
+use logpulse_engine::DataSource;
+use serde_json::{json, Value};
+
+use crate::app::{blocking, AppState};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::params::Params;
+
+fn describe(app: &AppState, ds: DataSource) -> Value {
+    let s = app.storage.datasource_stats(ds);
+    let columns: Vec<Value> = ds
+        .columns()
+        .iter()
+        .map(|(n, t)| json!({ "name": n, "type": t }))
+        .collect();
+    json!({
+        "id": format!("t_{}", ds.name()),
+        "name": ds.name(),
+        "type": "ndjson",
+        "engine": { "engine": if ds == DataSource::Thresholds { "ReplacingMergeTree" } else { "MergeTree" } },
+        "columns": columns,
+        "statistics": { "row_count": s.rows, "bytes": s.bytes },
+        "quarantine": ds.is_quarantine(),
+    })
+}
+
+fn can_see(p: &Principal, ds: DataSource) -> bool {
+    p.has("DATASOURCES:READ", ds.name()) || p.has("DATASOURCES:APPEND", ds.name())
+}
+
+fn principal(app: &AppState, q: Option<&str>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let p = Params::from_query(q);
+    app.auth.authenticate(headers, p.get("token"))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let who = principal(&app, q.as_deref(), &headers)?;
+    let all: Vec<Value> = DataSource::ALL
+        .into_iter()
+        .filter(|ds| can_see(&who, *ds))
+        .map(|ds| describe(&app, ds))
+        .collect();
+    Ok(Json(json!({ "datasources": all })))
+}
+
+fn lookup(name: &str) -> Result<DataSource, ApiError> {
+    DataSource::from_name(name)
+        .ok_or_else(|| ApiError::NotFound(format!("data source {name:?} not found")))
+}
+
+pub async fn show(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let who = principal(&app, q.as_deref(), &headers)?;
+    let ds = lookup(&name)?;
+    if !can_see(&who, ds) {
+        return Err(ApiError::Forbidden(format!(
+            "token lacks the DATASOURCES:READ:{name} scope"
+        )));
+    }
+    Ok(Json(describe(&app, ds)))
+}
+
+pub async fn truncate(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&app, q.as_deref(), &headers)?.require_admin()?;
+    let ds = lookup(&name)?;
+    let storage = app.storage.clone();
+    blocking(move || storage.truncate(ds).map_err(ApiError::from)).await?;
+    tracing::info!(datasource = ds.name(), "truncated");
+    Ok(Json(json!({ "result": "ok", "datasource": ds.name() })))
+}

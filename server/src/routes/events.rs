@@ -1,0 +1,130 @@
+//! The Events API: `POST /v0/events?name=<datasource>[&wait=true]`.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use logpulse_engine::ingest::{parse_body, Import};
+use logpulse_engine::{DataSource, Durability};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::app::{blocking, read_body, AppState};
+use crate::error::ApiError;
+use crate::params::Params;
+
+pub async fn post(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = Params::from_query(q.as_deref());
+    let principal = app.auth.authenticate(&headers, params.get("token"))?;
+    let name = params
+        .get("name")
+        .ok_or_else(|| ApiError::BadRequest("missing parameter name".into()))?
+        .to_string();
+    let ds = match DataSource::from_name(&name) {
+        Some(ds) if ds.is_quarantine() => {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is a quarantine data source and takes no appends"
+            )))
+        }
+        Some(ds) => ds,
+        None => {
+            return Err(ApiError::NotFound(format!(
+                "data source {name:?} not found"
+            )))
+        }
+    };
+    principal.require("DATASOURCES:APPEND", &name)?;
+    let wait = params.bool("wait")?;
+    if app.is_shutting_down() {
+        return Err(ApiError::Unavailable("shutting down".into()));
+    }
+    let timeout = Duration::from_millis(app.config.request_timeout_ms);
+    let body = read_body(body, &headers, app.config.max_body_bytes, timeout).await?;
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+    let app2 = app.clone();
+    let res = blocking(move || ingest(&app2, ds, body, gzip, wait)).await;
+    if matches!(
+        res,
+        Err(ApiError::RateLimited(_)) | Err(ApiError::Unavailable(_))
+    ) {
+        app.metrics.ingest_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    let (ok, quarantined) = res?;
+    let status = if wait {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let body = format!("{{\"successful_rows\":{ok},\"quarantined_rows\":{quarantined}}}");
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn ingest(
+    app: &AppState,
+    ds: DataSource,
+    body: Bytes,
+    gzip: bool,
+    wait: bool,
+) -> Result<(u64, u64), ApiError> {
+    let data = if gzip {
+        gunzip(&body, app.config.max_decompressed_bytes)?
+    } else {
+        body.to_vec()
+    };
+    let import_id = crate::auth::generate_token().split_off(3)[..16].to_string();
+    let parsed = parse_body(
+        ds,
+        &data,
+        &Import {
+            id: &import_id,
+            now: logpulse_engine::time::now(),
+        },
+    );
+    let durability = if wait {
+        Durability::Synced
+    } else {
+        Durability::Visible
+    };
+    app.storage.append(&parsed.rows, durability)?;
+    app.metrics
+        .rows_ingested
+        .fetch_add(parsed.successful, Ordering::Relaxed);
+    app.metrics
+        .rows_quarantined
+        .fetch_add(parsed.quarantined, Ordering::Relaxed);
+    if parsed.quarantined > 0 {
+        tracing::warn!(
+            datasource = ds.name(),
+            quarantined = parsed.quarantined,
+            import_id,
+            first_reason = parsed.reasons.first().map(String::as_str).unwrap_or(""),
+            "rows quarantined"
+        );
+    }
+    Ok((parsed.successful, parsed.quarantined))
+}
+
+/// Decompresses a gzip body, refusing more than `max` bytes of output.
+fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(body).take(max as u64 + 1);
+    dec.read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("invalid gzip body: {e}")))?;
+    if out.len() > max {
+        return Err(ApiError::TooLarge(format!(
+            "decompressed body is larger than the {max}-byte limit"
+        )));
+    }
+    Ok(out)
+}

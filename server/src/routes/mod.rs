@@ -1,0 +1,7 @@
+//! One module per API family.
+
+pub mod datasources;
+pub mod events;
+pub mod ops;
+pub mod pipes;
+pub mod tokens;

@@ -1,0 +1,207 @@
+//! The Pipes API: `GET|POST /v0/pipes/<pipe>.<json|csv|ndjson>`.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use logpulse_engine::{AnomalyQuery, LogFilter};
+
+use crate::app::{read_body, AppState};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::render::{Cell, Format, Table};
+
+const RECENT_COLUMNS: &[(&str, &str)] = &[
+    ("timestamp", "DateTime"),
+    ("server_id", "String"),
+    ("service", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("message", "String"),
+    ("error_code", "String"),
+    ("resource_id", "String"),
+    ("metadata", "String"),
+];
+const DISTRIBUTION_COLUMNS: &[(&str, &str)] = &[
+    ("service", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("error_count", "UInt64"),
+    ("percentage", "Float64"),
+    ("first_seen", "DateTime"),
+    ("last_seen", "DateTime"),
+];
+const ANOMALY_COLUMNS: &[(&str, &str)] = &[
+    ("minute", "DateTime"),
+    ("service", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("log_count", "UInt64"),
+    ("threshold_per_minute", "Float64"),
+    ("excess_ratio", "Float64"),
+];
+
+/// The pipes logpulse serves.
+pub const PIPES: [&str; 3] = ["recent_logs", "error_distribution", "log_anomalies"];
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(file): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    run(app, &file, Params::from_query(q.as_deref()), &headers)
+}
+
+pub async fn post(
+    State(app): State<AppState>,
+    Path(file): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut params = Params::from_query(q.as_deref());
+    let timeout = Duration::from_millis(app.config.request_timeout_ms);
+    let body = read_body(body, &headers, app.config.max_body_bytes, timeout).await?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let trimmed = body.trim_ascii_start();
+    if ct.contains("json") || trimmed.starts_with(b"{") {
+        params.add_json(&body)?;
+    } else {
+        params.add_form(&body);
+    }
+    run(app, &file, params, &headers)
+}
+
+fn run(
+    app: AppState,
+    file: &str,
+    params: Params,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = app.auth.authenticate(headers, params.get("token"))?;
+    let (name, ext) = file.rsplit_once('.').unwrap_or((file, "json"));
+    if !PIPES.contains(&name) {
+        return Err(ApiError::NotFound(format!("pipe {name:?} not found")));
+    }
+    principal.require("PIPES:READ", name)?;
+    let format = Format::from_ext(ext).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unsupported format {ext:?}: use .json, .csv or .ndjson"
+        ))
+    })?;
+    let t0 = Instant::now();
+    let storage = app.storage.clone();
+    // Queries read in-memory state and mapped pages for well under a
+    // millisecond; block_in_place keeps other tasks off this worker meanwhile.
+    tokio::task::block_in_place(|| match name {
+        "recent_logs" => {
+            let (filter, limit) = log_params(&params)?;
+            let r = storage.recent_logs(&filter, limit)?;
+            let rows = r
+                .rows
+                .iter()
+                .map(|l| {
+                    vec![
+                        Cell::DateTime(l.timestamp),
+                        Cell::Str(&l.server_id),
+                        Cell::Str(&l.service),
+                        Cell::Str(&l.severity),
+                        Cell::Str(&l.message),
+                        Cell::Str(&l.error_code),
+                        Cell::Str(&l.resource_id),
+                        Cell::Str(&l.metadata),
+                    ]
+                })
+                .collect();
+            let t = table(RECENT_COLUMNS, rows, r.rows_before_limit, t0, r.stats);
+            Ok(t.render(format))
+        }
+        "error_distribution" => {
+            let (filter, limit) = log_params(&params)?;
+            let d = storage.error_distribution(&filter, limit)?;
+            let rows = d
+                .rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::Str(&r.service),
+                        Cell::Str(&r.severity),
+                        Cell::UInt(r.count),
+                        Cell::Float(r.percentage),
+                        Cell::DateTime(r.first_seen),
+                        Cell::DateTime(r.last_seen),
+                    ]
+                })
+                .collect();
+            Ok(table(DISTRIBUTION_COLUMNS, rows, d.rows_before_limit, t0, d.stats).render(format))
+        }
+        _ => {
+            let q = anomaly_params(&params)?;
+            let a = storage.log_anomalies(&q)?;
+            let rows = a
+                .rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::DateTime(r.minute),
+                        Cell::Str(&r.service),
+                        Cell::Str(&r.severity),
+                        Cell::UInt(r.log_count),
+                        Cell::Float(r.threshold_per_minute),
+                        Cell::Float(r.excess_ratio),
+                    ]
+                })
+                .collect();
+            Ok(table(ANOMALY_COLUMNS, rows, a.rows_before_limit, t0, a.stats).render(format))
+        }
+    })
+}
+
+fn table<'a>(
+    columns: &'static [(&'static str, &'static str)],
+    rows: Vec<Vec<Cell<'a>>>,
+    before: u64,
+    t0: Instant,
+    s: logpulse_engine::query::ReadStats,
+) -> Table<'a> {
+    Table {
+        columns,
+        rows,
+        rows_before_limit: before,
+        elapsed_secs: t0.elapsed().as_secs_f64(),
+        rows_read: s.rows_read,
+        bytes_read: s.bytes_read,
+    }
+}
+
+fn upper(s: Option<String>) -> Option<String> {
+    s.map(|v| v.to_uppercase())
+}
+
+/// `start_time`, `end_time`, `service`, `severity`, `limit`.
+fn log_params(p: &Params) -> Result<(LogFilter, usize), ApiError> {
+    let filter = LogFilter {
+        start: p.datetime("start_time")?,
+        end: p.datetime("end_time")?,
+        service: p.string("service"),
+        severity: upper(p.string("severity")),
+    };
+    let limit = p.int("limit", 100, 1, 10_000)? as usize;
+    Ok((filter, limit))
+}
+
+/// `time_window_minutes`, `end_time`, `service`, `severity`, `limit`.
+fn anomaly_params(p: &Params) -> Result<AnomalyQuery, ApiError> {
+    Ok(AnomalyQuery {
+        window_minutes: p.int("time_window_minutes", 60, 1, 10_080)? as u32,
+        end: p
+            .datetime("end_time")?
+            .unwrap_or_else(logpulse_engine::time::now),
+        service: p.string("service"),
+        severity: upper(p.string("severity")),
+        limit: p.int("limit", 100, 1, 10_000)? as usize,
+    })
+}

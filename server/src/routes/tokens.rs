@@ -1,0 +1,65 @@
+//! The Tokens API (admin only): create, list, delete scoped tokens.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Json;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::params::Params;
+
+fn admin(app: &AppState, p: &Params, headers: &HeaderMap) -> Result<(), ApiError> {
+    app.auth
+        .authenticate(headers, p.get("token"))?
+        .require_admin()
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::from_query(q.as_deref());
+    admin(&app, &p, &headers)?;
+    Ok(Json(json!({ "tokens": app.auth.list() })))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::from_query(q.as_deref());
+    admin(&app, &p, &headers)?;
+    let name = p
+        .get("name")
+        .ok_or_else(|| ApiError::BadRequest("missing parameter name".into()))?;
+    let scopes = p
+        .all("scope")
+        .map(Scope::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::BadRequest)?;
+    if scopes.is_empty() {
+        return Err(ApiError::BadRequest(
+            "at least one scope parameter is required".into(),
+        ));
+    }
+    let t = app.auth.create(name, scopes)?;
+    tracing::info!(name = %t.name, "token created");
+    Ok(Json(serde_json::to_value(t).expect("token serializes")))
+}
+
+pub async fn remove(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::from_query(q.as_deref());
+    admin(&app, &p, &headers)?;
+    app.auth.delete(&name)?;
+    tracing::info!(name = %name, "token deleted");
+    Ok(Json(json!({ "result": "ok" })))
+}

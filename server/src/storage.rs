@@ -1,0 +1,51 @@
+//! The one narrow interface between the HTTP layer and storage: append, the
+//! three queries, thresholds and statistics. The embedded engine implements
+//! it; a ClickHouse-backed implementation can later do the same.
+
+use logpulse_engine::{
+    Anomalies, AnomalyQuery, AppendReceipt, DataSource, DataSourceStats, Distribution, Durability,
+    Engine, EngineStats, LogFilter, RecentLogs, Result, Row, ThresholdRow,
+};
+
+pub trait Storage: Send + Sync + 'static {
+    fn append(&self, rows: &[Row<'_>], durability: Durability) -> Result<AppendReceipt>;
+    fn recent_logs(&self, filter: &LogFilter, limit: usize) -> Result<RecentLogs>;
+    fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Result<Distribution>;
+    fn log_anomalies(&self, q: &AnomalyQuery) -> Result<Anomalies>;
+    fn thresholds(&self) -> Vec<ThresholdRow>;
+    fn datasource_stats(&self, ds: DataSource) -> DataSourceStats;
+    fn stats(&self) -> EngineStats;
+    fn truncate(&self, ds: DataSource) -> Result<()>;
+    /// Syncs and stops; later appends fail.
+    fn close(&self) -> Result<()>;
+}
+
+impl Storage for Engine {
+    fn append(&self, rows: &[Row<'_>], durability: Durability) -> Result<AppendReceipt> {
+        Engine::append(self, rows, durability)
+    }
+    fn recent_logs(&self, filter: &LogFilter, limit: usize) -> Result<RecentLogs> {
+        Engine::recent_logs(self, filter, limit)
+    }
+    fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Result<Distribution> {
+        Ok(Engine::error_distribution(self, filter, limit))
+    }
+    fn log_anomalies(&self, q: &AnomalyQuery) -> Result<Anomalies> {
+        Ok(Engine::log_anomalies(self, q))
+    }
+    fn thresholds(&self) -> Vec<ThresholdRow> {
+        Engine::thresholds(self)
+    }
+    fn datasource_stats(&self, ds: DataSource) -> DataSourceStats {
+        Engine::datasource_stats(self, ds)
+    }
+    fn stats(&self) -> EngineStats {
+        Engine::stats(self)
+    }
+    fn truncate(&self, ds: DataSource) -> Result<()> {
+        Engine::truncate(self, ds)
+    }
+    fn close(&self) -> Result<()> {
+        Engine::close(self)
+    }
+}
