@@ -29,6 +29,9 @@ pub struct AppInner {
     pub metrics: Metrics,
     pub workspace_id: String,
     pub shutting_down: AtomicBool,
+    /// Event requests being read, parsed or written at once; more get 429,
+    /// so that memory stays bounded whatever the load.
+    pub ingest_slots: tokio::sync::Semaphore,
 }
 
 pub type AppState = Arc<AppInner>;

@@ -49,6 +49,9 @@ pub struct Args {
     /// Time allowed to receive a request body [default: 30000].
     #[arg(long, env = "LOGPULSE_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Event requests handled at once; more are answered 429 [default: 32].
+    #[arg(long, env = "LOGPULSE_INGEST_CONCURRENCY_MAX")]
+    pub ingest_concurrency_max: Option<usize>,
     /// Simultaneous connections; more are refused [default: 1024].
     #[arg(long, env = "LOGPULSE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -72,6 +75,7 @@ pub struct FileConfig {
     pub queue_batches_max: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
+    pub ingest_concurrency_max: Option<usize>,
     pub log: Option<String>,
 }
 
@@ -89,6 +93,7 @@ pub struct Config {
     pub queue_batches_max: usize,
     pub request_timeout_ms: u64,
     pub max_connections: usize,
+    pub ingest_concurrency_max: usize,
     pub log: String,
 }
 
@@ -145,6 +150,11 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(1024)
+                .max(1),
+            ingest_concurrency_max: args
+                .ingest_concurrency_max
+                .or(file.ingest_concurrency_max)
+                .unwrap_or(32)
                 .max(1),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
         })

@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: Default::default(),
         workspace_id,
         shutting_down: AtomicBool::new(false),
+        ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
     });
     let router = app::app(state.clone());
     info!(%addr, data_dir = %config.data_dir.display(), "listening");

@@ -7,9 +7,6 @@ use clap::Parser;
 use logpulse_server::config::{Args, Config};
 use tracing_subscriber::EnvFilter;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config = match Config::resolve(Args::parse()) {
         Ok(c) => c,
