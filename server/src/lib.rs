@@ -26,6 +26,7 @@ use crate::storage::Storage;
 
 /// Opens storage, binds, serves until SIGTERM/SIGINT, then drains and syncs.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    raise_fd_limit();
     let engine_config = config.engine();
     let engine = tokio::task::spawn_blocking(move || logpulse_engine::Engine::open(engine_config))
         .await?
@@ -66,6 +67,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one: each connection and
+/// segment file takes a descriptor.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
+    }
 }
 
 async fn shutdown_signal() {
