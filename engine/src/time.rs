@@ -70,7 +70,8 @@ fn parse_calendar(s: &str) -> Result<i64, String> {
             .timestamp());
     }
     let b = s.as_bytes();
-    if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') {
+    // Byte 19 must start a character: `&s[..19]` below would panic otherwise.
+    if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') || !s.is_char_boundary(19) {
         return Err(bad());
     }
     let naive = NaiveDateTime::parse_from_str(&s[..19].replacen('T', " ", 1), "%Y-%m-%d %H:%M:%S")

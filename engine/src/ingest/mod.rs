@@ -41,13 +41,11 @@ pub struct Import<'a> {
 /// object is one row; any line that is not a valid row is quarantined.
 pub fn parse_body<'a>(ds: DataSource, body: &'a [u8], import: &Import) -> Parsed<'a> {
     let mut out = Parsed::default();
-    if let Some(values) = whole_body_values(body) {
-        for v in values {
-            push_row(ds, v.get().as_bytes(), Some(v), import, &mut out);
-        }
-        return out;
+    let (values, rest) = leading_values(body);
+    for v in values {
+        push_row(ds, v.get().as_bytes(), Some(v), import, &mut out);
     }
-    for line in body.split(|b| *b == b'\n') {
+    for line in rest.split(|b| *b == b'\n') {
         let line = line.trim_ascii();
         if !line.is_empty() {
             push_row(ds, line, None, import, &mut out);
@@ -57,21 +55,28 @@ pub fn parse_body<'a>(ds: DataSource, body: &'a [u8], import: &Import) -> Parsed
 }
 
 /// A body whose first line is an incomplete JSON value (a pretty-printed
-/// object, as `curl -d` examples send): parsed as a stream of values if all
-/// of it parses.
-fn whole_body_values(body: &[u8]) -> Option<Vec<&RawValue>> {
+/// object, as `curl -d` examples send) is read as a stream of values: the
+/// values that parse, and the rest of the body (from the end of the last of
+/// them), which is split into lines. Any other body: no values, all of it.
+fn leading_values(body: &[u8]) -> (Vec<&RawValue>, &[u8]) {
     let first = body
         .split(|b| *b == b'\n')
         .map(|l| l.trim_ascii())
-        .find(|l| !l.is_empty())?;
-    match serde_json::from_slice::<&RawValue>(first) {
-        Err(e) if e.is_eof() => {}
-        _ => return None,
+        .find(|l| !l.is_empty());
+    match first.map(serde_json::from_slice::<&RawValue>) {
+        Some(Err(e)) if e.is_eof() => {}
+        _ => return (Vec::new(), body),
     }
-    serde_json::Deserializer::from_slice(body)
-        .into_iter::<&RawValue>()
-        .collect::<Result<Vec<_>, _>>()
-        .ok()
+    let mut values = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<&RawValue>();
+    let mut end = 0;
+    // A value that does not parse ends the stream: the valid values before
+    // it are kept (quarantine never loses valid rows), the rest is lines.
+    while let Some(Ok(v)) = stream.next() {
+        values.push(v);
+        end = stream.byte_offset();
+    }
+    (values, &body[end..])
 }
 
 fn push_row<'a>(

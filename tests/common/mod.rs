@@ -1,0 +1,808 @@
+//! Harness shared by the black-box tests: starts the real `logpulsed` binary
+//! on an ephemeral port over a temporary data dir, and talks HTTP to it.
+//!
+//! The binary is `target/<profile>/logpulsed` next to the test executable's
+//! `deps/` directory (built by `cargo test --workspace`, or
+//! `cargo build -p logpulse-server`), or the path in `LOGPULSED`.
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::Value;
+
+/// How long a daemon may take to answer `GET /v0/health` after spawning.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a daemon may take to exit after SIGTERM.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `logpulsed` executable under test.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("LOGPULSED") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test exe has a parent dir");
+    let profile_dir = if deps.ends_with("deps") {
+        deps.parent().expect("deps has a parent")
+    } else {
+        deps
+    };
+    let bin = profile_dir.join("logpulsed");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p logpulse-server` \
+         (or run `cargo test --workspace`), or point LOGPULSED at a logpulsed binary",
+        bin.display()
+    );
+    bin
+}
+
+/// A random token-like string.
+pub fn random_token() -> String {
+    let bytes: [u8; 16] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local_addr")
+        .port()
+}
+
+/// Percent-encodes a query-string component.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `k=v&k=v` with both sides percent-encoded.
+pub fn qs(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An HTTP response: status, headers (names lower-cased) and body.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or("")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response {} is not JSON ({e}): {:?}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    /// Asserts the contract's error shape: the status, `Content-Type:
+    /// application/json` and a non-empty `"error"` string. Returns the message.
+    pub fn assert_error(&self, status: u16) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body {:?}",
+            self.text()
+        );
+        self.assert_json_error()
+    }
+
+    /// Asserts a JSON error body of any 4xx/5xx status.
+    pub fn assert_json_error(&self) -> String {
+        assert!(
+            self.status >= 400,
+            "expected an error status, got {} with {:?}",
+            self.status,
+            self.text()
+        );
+        assert!(
+            self.content_type().starts_with("application/json"),
+            "error {} has Content-Type {:?}; body {:?}",
+            self.status,
+            self.content_type(),
+            self.text()
+        );
+        let v = self.json();
+        let msg = v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("error body without an \"error\" string: {v}"));
+        assert!(!msg.is_empty(), "empty error message: {v}");
+        msg.to_string()
+    }
+
+    /// Asserts a 2xx status and returns the JSON body.
+    pub fn ok_json(&self) -> Value {
+        assert!(
+            (200..300).contains(&self.status),
+            "expected success, got {}: {}",
+            self.status,
+            self.text()
+        );
+        self.json()
+    }
+}
+
+/// How to start a daemon.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
+    /// `LOGPULSE_ADMIN_TOKEN`; `None` starts without one (the daemon then
+    /// generates `<data-dir>/admin-token`).
+    pub admin_token: Option<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// The admin token when it is configured some other way (config file,
+    /// flag) than `LOGPULSE_ADMIN_TOKEN`.
+    pub known_token: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            args: Vec::new(),
+            admin_token: Some(format!("admin-{}", random_token())),
+            env: Vec::new(),
+            known_token: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn arg(mut self, a: impl Into<String>) -> Options {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn no_admin_token(mut self) -> Options {
+        self.admin_token = None;
+        self
+    }
+
+    /// No `LOGPULSE_ADMIN_TOKEN`; the admin token is `token`, configured by
+    /// the caller through a flag or config file.
+    pub fn admin_token_configured_elsewhere(mut self, token: &str) -> Options {
+        self.admin_token = None;
+        self.known_token = Some(token.to_string());
+        self
+    }
+
+    pub fn start(self) -> Daemon {
+        Daemon::start_with(self)
+    }
+}
+
+/// A running `logpulsed` child process with its own data dir.
+pub struct Daemon {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub base: String,
+    /// The admin token (read from `<data-dir>/admin-token` when generated).
+    pub token: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    opts: Options,
+    agent: ureq::Agent,
+    _root: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts a daemon with default options and a random admin token.
+    pub fn start() -> Daemon {
+        Options::default().start()
+    }
+
+    pub fn options() -> Options {
+        Options::default()
+    }
+
+    pub fn start_with(opts: Options) -> Daemon {
+        let root = tempfile::Builder::new()
+            .prefix("logpulse-test-")
+            .tempdir()
+            .expect("tempdir");
+        let data_dir = root.path().join("data");
+        let log_path = root.path().join("logpulsed.log");
+        let mut d = Daemon {
+            child: None,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            base: String::new(),
+            token: opts
+                .admin_token
+                .clone()
+                .or(opts.known_token.clone())
+                .unwrap_or_default(),
+            data_dir,
+            log_path,
+            opts,
+            agent: ureq::agent(),
+            _root: root,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Spawns the child on a fresh port and waits until it is healthy.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        let mut last_err = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            self.addr = SocketAddr::from(([127, 0, 0, 1], port));
+            self.base = format!("http://{}", self.addr);
+            let log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log_path)
+                .expect("open daemon log");
+            let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
+            let mut cmd = Command::new(binary());
+            cmd.arg("--listen")
+                .arg(self.addr.to_string())
+                .arg("--data-dir")
+                .arg(&self.data_dir)
+                .args(&self.opts.args)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("dup log"))
+                .stderr(log);
+            for (k, _) in std::env::vars() {
+                if k.starts_with("LOGPULSE_") {
+                    cmd.env_remove(&k);
+                }
+            }
+            cmd.env("LOGPULSE_LOG", "info");
+            if let Some(t) = &self.opts.admin_token {
+                cmd.env("LOGPULSE_ADMIN_TOKEN", t);
+            }
+            for (k, v) in &self.opts.env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("spawn logpulsed");
+            self.child = Some(child);
+            self.agent = ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(5))
+                .timeout(Duration::from_secs(60))
+                .build();
+            match self.wait_ready() {
+                Ok(()) => {
+                    if self.opts.admin_token.is_none() && self.opts.known_token.is_none() {
+                        self.token = std::fs::read_to_string(self.data_dir.join("admin-token"))
+                            .expect("generated admin-token file")
+                            .trim()
+                            .to_string();
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let tail = self.log_since(log_len);
+                    if let Some(mut c) = self.child.take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    last_err = format!("{e}\n--- daemon log ---\n{tail}");
+                    if tail.contains("binding") || tail.contains("in use") {
+                        continue; // lost a race for the port: try another
+                    }
+                    break;
+                }
+            }
+        }
+        panic!("logpulsed did not start: {last_err}");
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Err(format!("logpulsed exited early with {st}"));
+            }
+            let r = self
+                .agent
+                .get(&self.url("/v0/health"))
+                .timeout(Duration::from_secs(2))
+                .call();
+            if let Ok(r) = r {
+                if r.status() == 200 {
+                    return Ok(());
+                }
+            }
+            if t0.elapsed() > READY_TIMEOUT {
+                return Err("no healthy answer within the timeout".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_since(&self, offset: u64) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s.get(offset as usize..).unwrap_or(&s).to_string()
+    }
+
+    /// Everything the daemon(s) of this test wrote to stdout/stderr.
+    pub fn log(&self) -> String {
+        self.log_since(0)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("daemon running").id() as i32
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => false,
+            Some(c) => c.try_wait().unwrap().is_none(),
+        }
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+    }
+
+    /// Waits for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let t0 = Instant::now();
+        let child = self.child.as_mut().expect("daemon running");
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            if t0.elapsed() > timeout {
+                let _ = child.kill();
+                let st = child.wait();
+                self.child = None;
+                panic!(
+                    "logpulsed did not exit within {timeout:?} ({st:?})\n--- log ---\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGTERM, then waits and asserts exit code 0.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let st = self.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "logpulsed exited with {st} after SIGTERM\n--- log ---\n{}",
+            self.log()
+        );
+    }
+
+    /// `kill -9`: no chance to sync anything.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let st = self.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(st.code(), None, "SIGKILL should end the daemon by signal");
+    }
+
+    /// Starts the daemon again on the same data dir (after `stop`/`kill9`).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// Clean stop (asserting exit code 0) and start on the same data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// `kill -9` and start on the same data dir.
+    pub fn crash_restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// One HTTP request. `token` goes in `Authorization: Bearer`. 4xx and 5xx
+    /// are returned like any other response.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let mut req = self.agent.request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let res = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) => to_resp(r),
+            Err(ureq::Error::Status(_, r)) => to_resp(r),
+            Err(e) => panic!("{method} {path}: transport error: {e}"),
+        }
+    }
+
+    /// Like [`request`] but a transport error (connection refused or reset)
+    /// is returned instead of panicking.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Resp, String> {
+        let mut req = self.agent.request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) => Ok(to_resp(r)),
+            Err(ureq::Error::Status(_, r)) => Ok(to_resp(r)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The HTTP agent of the running daemon (for requests the helpers do not cover).
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// POST as admin with a body of unknown length (chunked transfer encoding).
+    pub fn post_chunked(&self, path: &str, body: &[u8]) -> Resp {
+        let req = self
+            .agent
+            .post(&self.url(path))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        match req.send(std::io::Cursor::new(body.to_vec())) {
+            Ok(r) => to_resp(r),
+            Err(ureq::Error::Status(_, r)) => to_resp(r),
+            Err(e) => panic!("POST {path}: transport error: {e}"),
+        }
+    }
+
+    /// GET as admin.
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, Some(&self.token), &[], None)
+    }
+
+    /// GET with the given token (or none).
+    pub fn get_as(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request("GET", path, token, &[], None)
+    }
+
+    /// POST as admin.
+    pub fn post(&self, path: &str, body: &[u8]) -> Resp {
+        self.request("POST", path, Some(&self.token), &[], Some(body))
+    }
+
+    /// POST with the given token (or none).
+    pub fn post_as(&self, path: &str, token: Option<&str>, body: &[u8]) -> Resp {
+        self.request("POST", path, token, &[], Some(body))
+    }
+
+    /// POSTs NDJSON `rows` to the Events API as admin; asserts 200 (wait) or
+    /// 202 and returns (successful_rows, quarantined_rows).
+    pub fn ingest(&self, ds: &str, rows: &[Value], wait: bool) -> (u64, u64) {
+        let body = ndjson(rows);
+        let path = if wait {
+            format!("/v0/events?name={ds}&wait=true")
+        } else {
+            format!("/v0/events?name={ds}")
+        };
+        let r = self.post(&path, body.as_bytes());
+        assert_eq!(
+            r.status,
+            if wait { 200 } else { 202 },
+            "ingest into {ds}: {}",
+            r.text()
+        );
+        counts(&r.json())
+    }
+
+    /// GET a pipe as admin with the given parameters (`file` is e.g.
+    /// `recent_logs.json`).
+    pub fn pipe(&self, file: &str, params: &[(&str, &str)]) -> Resp {
+        self.get(&format!("/v0/pipes/{file}?{}", qs(params)))
+    }
+
+    /// A pipe's JSON answer, asserting 200.
+    pub fn pipe_json(&self, pipe: &str, params: &[(&str, &str)]) -> Value {
+        let r = self.pipe(&format!("{pipe}.json"), params);
+        assert_eq!(r.status, 200, "{pipe} {params:?}: {}", r.text());
+        assert!(r.content_type().starts_with("application/json"));
+        r.json()
+    }
+
+    /// `statistics.row_count` of a data source.
+    pub fn row_count(&self, ds: &str) -> u64 {
+        let r = self.get(&format!("/v0/datasources/{ds}"));
+        let v = r.ok_json();
+        v["statistics"]["row_count"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no statistics.row_count in {v}"))
+    }
+
+    /// Creates a scoped token as admin and returns its value.
+    pub fn create_token(&self, name: &str, scopes: &[&str]) -> String {
+        let mut q = vec![("name", name)];
+        q.extend(scopes.iter().map(|s| ("scope", *s)));
+        let r = self.post(&format!("/v0/tokens?{}", qs(&q)), b"");
+        let v = r.ok_json();
+        v["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {v}"))
+            .to_string()
+    }
+
+    /// Sends raw bytes on a new connection and parses the answer (the request
+    /// should carry `Connection: close`).
+    pub fn raw(&self, request: &[u8]) -> Resp {
+        raw_http(self.addr, request)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail = &log[log.len().saturating_sub(6000)..];
+            let tail = tail.char_indices().next().map_or("", |(i, _)| &tail[i..]);
+            eprintln!("--- logpulsed log (tail) ---\n{tail}\n--- end of log ---");
+        }
+    }
+}
+
+fn to_resp(r: ureq::Response) -> Resp {
+    let status = r.status();
+    let headers = r
+        .headers_names()
+        .into_iter()
+        .flat_map(|n| {
+            r.all(&n)
+                .into_iter()
+                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut body = Vec::new();
+    r.into_reader()
+        .take(512 << 20)
+        .read_to_end(&mut body)
+        .expect("read response body");
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// One raw HTTP/1.1 exchange over a fresh TCP connection.
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The server may answer and close before reading all of a huge request.
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(r) = parse_complete(&buf) {
+                    return r;
+                }
+            }
+            Err(e) => {
+                if let Some(r) = parse_complete(&buf) {
+                    return r;
+                }
+                panic!(
+                    "reading raw response: {e}; got {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
+            }
+        }
+    }
+    parse_complete(&buf)
+        .unwrap_or_else(|| panic!("incomplete response {:?}", String::from_utf8_lossy(&buf)))
+}
+
+/// Parses a complete response (by Content-Length or chunked encoding).
+fn parse_complete(buf: &[u8]) -> Option<Resp> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &buf[end + 4..];
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let body = if let Some(len) = get("content-length") {
+        let len: usize = len.parse().ok()?;
+        if rest.len() < len {
+            return None;
+        }
+        rest[..len].to_vec()
+    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut body = Vec::new();
+        let mut p = rest;
+        loop {
+            let nl = p.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&p[..nl]).ok()?.trim(), 16).ok()?;
+            p = &p[nl + 2..];
+            if size == 0 {
+                break;
+            }
+            if p.len() < size + 2 {
+                return None;
+            }
+            body.extend_from_slice(&p[..size]);
+            p = &p[size + 2..];
+        }
+        body
+    } else {
+        rest.to_vec()
+    };
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Rows as NDJSON text.
+pub fn ndjson(rows: &[Value]) -> String {
+    let mut s = String::new();
+    for r in rows {
+        s.push_str(&r.to_string());
+        s.push('\n');
+    }
+    s
+}
+
+/// (successful_rows, quarantined_rows) of an Events API answer, asserting
+/// the body has exactly those two integer members.
+pub fn counts(v: &Value) -> (u64, u64) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["quarantined_rows", "successful_rows"],
+        "Events API body {v}"
+    );
+    (
+        v["successful_rows"]
+            .as_u64()
+            .expect("integer successful_rows"),
+        v["quarantined_rows"]
+            .as_u64()
+            .expect("integer quarantined_rows"),
+    )
+}
+
+/// A valid `system_logs` row.
+pub fn log_row(ts: &str, service: &str, severity: &str, message: &str) -> Value {
+    serde_json::json!({
+        "timestamp": ts,
+        "server_id": "srv-1",
+        "service": service,
+        "severity": severity,
+        "message": message,
+    })
+}
+
+/// The `message` of every row of a recent_logs answer, in order.
+pub fn messages(v: &Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data array in {v}"))
+        .iter()
+        .map(|r| r["message"].as_str().expect("message").to_string())
+        .collect()
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn fmt_ts(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// The current Unix time in seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// 2023-06-01 14:30:00 UTC, the seed's timestamp.
+pub const SEED_TS: i64 = 1_685_629_800;
+
+/// Path of a file under the repository's `tests/` directory.
+pub fn tests_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests"))
+}
