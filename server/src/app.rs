@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -57,7 +57,10 @@ pub fn app(state: AppState) -> Router {
             post(datasources::truncate),
         )
         .route("/v0/tokens", get(tokens::list).post(tokens::create))
-        .route("/v0/tokens/{name}", delete(tokens::remove))
+        .route(
+            "/v0/tokens/{name}",
+            get(tokens::show).delete(tokens::remove),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| {

@@ -51,6 +51,23 @@ pub async fn create(
     Ok(Json(serde_json::to_value(t).expect("token serializes")))
 }
 
+pub async fn show(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::from_query(q.as_deref());
+    admin(&app, &p, &headers)?;
+    let t = app
+        .auth
+        .list()
+        .into_iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no token named {name:?}")))?;
+    Ok(Json(serde_json::to_value(t).expect("token serializes")))
+}
+
 pub async fn remove(
     State(app): State<AppState>,
     Path(name): Path<String>,
