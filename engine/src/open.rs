@@ -64,6 +64,15 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
         let dir = data_dir.join(ds.name());
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         for path in segment_files(&dir)? {
+            if is_blank(&path)? {
+                // A crash between creating a file and writing its header
+                // (which is fsynced before any record is written): it never
+                // held a row, and its name must be free for the writer.
+                warn!(file = %path.display(), "removing a blank segment file left by a crash");
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                crate::durability::fsync_dir(&dir)?;
+                continue;
+            }
             found.push(scan_one(ds, &path, keys)?);
         }
     }
@@ -148,6 +157,25 @@ fn segment_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Whether a segment file holds nothing but zeros (or nothing at all).
+fn is_blank(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = [0u8; crate::segment::format::HEADER_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]).map_err(|e| Error::io(path, e))? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    if head[..n].iter().any(|b| *b != 0) {
+        return Ok(false);
+    }
+    let rest = fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(rest.iter().all(|b| *b == 0))
 }
 
 fn scan_one(ds: DataSource, path: &Path, keys: &mut Keys) -> Result<Found> {

@@ -12,13 +12,15 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// Offers a row ingested with `seq`; keeps it if it supersedes the current one.
-    pub fn apply(&mut self, row: ThresholdRow, seq: u64) {
+    /// Offers a row ingested with `seq`; keeps it if it supersedes the
+    /// current one, and says whether it did.
+    pub fn apply(&mut self, row: ThresholdRow, seq: u64) -> bool {
         let key = (row.service.clone(), row.severity.clone());
         match self.in_force.get(&key) {
-            Some((cur, cur_seq)) if (cur.updated_at, *cur_seq) > (row.updated_at, seq) => {}
+            Some((cur, cur_seq)) if (cur.updated_at, *cur_seq) > (row.updated_at, seq) => false,
             _ => {
                 self.in_force.insert(key, (row, seq));
+                true
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::index::{IndexUpdate, SegmentMeta};
 use crate::open::write_seq_floor;
 use crate::row::{decode_threshold, DataSource, ThresholdRow};
 use crate::segment::format::{encode_frame, Header, FRAME_HEADER_LEN, HEADER_LEN, KIND_HOT};
+use crate::segment::mmap::SegmentMap;
 use crate::segment::writer::OpenSegment;
 use crate::segment::{Entry, Segment, SegmentId};
 
@@ -72,6 +74,21 @@ struct Written {
     receipt: AppendReceipt,
     rows: Vec<(DataSource, SegmentId, Entry, u64)>,
     thresholds: Vec<(ThresholdRow, u64)>,
+    /// Each segment written to: its path, map and write position after the
+    /// write. A later batch of the same group may roll the hour over to a new
+    /// file, so the hour's open handle is not necessarily this file's.
+    files: Vec<(DataSource, SegmentId, PathBuf, Arc<SegmentMap>, usize)>,
+}
+
+impl Written {
+    fn file_of(&self, ds: DataSource, id: SegmentId) -> (&PathBuf, &Arc<SegmentMap>, usize) {
+        let f = self
+            .files
+            .iter()
+            .find(|f| f.0 == ds && f.1 == id)
+            .expect("every segment written to is recorded");
+        (&f.2, &f.3, f.4)
+    }
 }
 
 pub(crate) struct Writer {
@@ -178,7 +195,7 @@ impl Writer {
             }
             WriterMsg::Shutdown { reply } => {
                 let res = self.sync_all();
-                self.flush_index();
+                self.flush_index_blocking();
                 let _ = reply.send(res);
                 return true;
             }
@@ -235,6 +252,13 @@ impl Writer {
             });
             groups[g].1.push(i);
         }
+        // Recovery keeps a batch iff its completing frame (the last row's,
+        // batch_rest 0) is found, so that frame must be written last: move
+        // its group to the end, or a crash part-way through the batch leaves
+        // the groups after it half written yet kept.
+        let last = slot[&(batch.rows[n - 1].ds, batch.rows[n - 1].ts / 3600)];
+        let last = groups.remove(last);
+        groups.push(last);
         for (k, idxs) in &groups {
             let need: usize = idxs
                 .iter()
@@ -251,6 +275,7 @@ impl Writer {
             },
             rows: Vec::with_capacity(n),
             thresholds: Vec::new(),
+            files: Vec::new(),
         };
         for (k, idxs) in &groups {
             let mut rel = Vec::with_capacity(idxs.len());
@@ -274,6 +299,13 @@ impl Writer {
             *used = Instant::now();
             let base = seg.append(&self.scratch);
             seg.commit();
+            w.files.push((
+                k.0,
+                seg.id,
+                seg.path.clone(),
+                seg.map().clone(),
+                seg.write_pos,
+            ));
             for (&i, off) in idxs.iter().zip(rel) {
                 let r = &batch.rows[i];
                 let e = Entry {
@@ -296,6 +328,16 @@ impl Writer {
             if seg.write_pos + need <= max || seg.write_pos == HEADER_LEN {
                 seg.ensure_room(need)?;
                 return Ok(());
+            }
+        }
+        // The handle of `k` (if any) is about to be replaced by another file's:
+        // fsync it now, as no later `sync_all` reaches a handle once it has left
+        // `open`, and a `Synced` batch of this group may have rows in it.
+        if let Some((seg, _)) = self.open.get_mut(&k) {
+            if let Err(e) = seg.sync() {
+                error!(error = %e, "fsync failed; refusing further writes");
+                self.shared.poison(e.to_string());
+                return Err(e);
             }
         }
         let (ds, hour) = k;
@@ -350,19 +392,22 @@ impl Writer {
         let mut st = shared.state.write();
         for (w, _, _) in written {
             for (ds, id, e, seq) in &w.rows {
-                let (open, _) = &self.open[&(*ds, id.hour)];
+                let (path, map, end) = w.file_of(*ds, *id);
                 let table = st.table_mut(*ds);
                 let seg = table.segments.entry(*id).or_insert_with(|| Segment {
                     id: *id,
-                    path: open.path.clone(),
-                    map: open.map().clone(),
+                    path: path.clone(),
+                    map: map.clone(),
                     entries: Vec::new(),
                     appendable: true,
                 });
                 seg.entries.push(*e);
                 table.rows += 1;
-                if touched_segs.insert((*ds, *id)) {
-                    seg.map = open.map().clone();
+                touched_segs.insert((*ds, *id));
+                // Batches are published in order, so the map ends up the
+                // newest one of the file.
+                if !Arc::ptr_eq(&seg.map, map) {
+                    seg.map = map.clone();
                 }
                 let meta = self.metas.entry((*ds, *id)).or_insert_with(|| SegmentMeta {
                     min_ts: u32::MAX,
@@ -374,14 +419,17 @@ impl Writer {
                 meta.max_ts = meta.max_ts.max(e.ts);
                 meta.min_seq = meta.min_seq.min(*seq);
                 meta.max_seq = meta.max_seq.max(*seq);
-                meta.bytes = open.write_pos as u64;
+                meta.bytes = end as u64;
                 if *ds == DataSource::SystemLogs {
                     touched_minutes.insert((st.log_stats.add(e.ts, e.key), e.key));
                 }
             }
             for (t, seq) in &w.thresholds {
-                st.thresholds.apply(t.clone(), *seq);
-                self.pending.thresholds.push((t.clone(), *seq));
+                // The index stores the last row it is given per key: give
+                // it only rows that are in force.
+                if st.thresholds.apply(t.clone(), *seq) {
+                    self.pending.thresholds.push((t.clone(), *seq));
+                }
             }
         }
         let keys = shared.keys.read();
@@ -472,6 +520,21 @@ impl Writer {
         }
         self.flush_index();
         Ok(())
+    }
+
+    /// Hands the pending index update to the index thread, waiting for it to
+    /// take it: at shutdown nothing may stay behind, or the index lags the
+    /// segments and is rebuilt on the next open.
+    fn flush_index_blocking(&mut self) {
+        if self.pending.is_empty() && self.pending.watermark == self.shared.counters.index_sent() {
+            return;
+        }
+        let u = std::mem::take(&mut self.pending);
+        let watermark = u.watermark;
+        if self.index_tx.send(u).is_ok() {
+            self.shared.counters.set_index_sent(watermark);
+        }
+        self.pending.watermark = watermark;
     }
 
     /// Hands the pending index update to the index thread if it is idle;

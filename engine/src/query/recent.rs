@@ -60,7 +60,7 @@ pub fn recent_logs(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Resu
             seg,
             entry,
         }));
-        top.sort_unstable_by(|a, b| (b.ts, b.seq).cmp(&(a.ts, a.seq)));
+        top.sort_unstable_by_key(|c| std::cmp::Reverse((c.ts, c.seq)));
         top.truncate(limit);
         if top.len() >= limit {
             break;
