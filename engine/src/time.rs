@@ -74,8 +74,13 @@ fn parse_calendar(s: &str) -> Result<i64, String> {
     if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') || !s.is_char_boundary(19) {
         return Err(bad());
     }
-    let naive = NaiveDateTime::parse_from_str(&s[..19].replacen('T', " ", 1), "%Y-%m-%d %H:%M:%S")
-        .map_err(|_| bad())?;
+    let base = match canonical_secs(&b[..19]) {
+        Some(secs) => secs,
+        None => NaiveDateTime::parse_from_str(&s[..19].replacen('T', " ", 1), "%Y-%m-%d %H:%M:%S")
+            .map_err(|_| bad())?
+            .and_utc()
+            .timestamp(),
+    };
     let mut rest = &s[19..];
     if let Some(r) = rest.strip_prefix('.') {
         let digits = r.bytes().take_while(|c| c.is_ascii_digit()).count();
@@ -85,7 +90,46 @@ fn parse_calendar(s: &str) -> Result<i64, String> {
         rest = &r[digits..];
     }
     let offset_secs = parse_offset(rest).ok_or_else(bad)?;
-    Ok(naive.and_utc().timestamp() - offset_secs)
+    Ok(base - offset_secs)
+}
+
+/// `YYYY-MM-DD?HH:MM:SS` with every digit in place and every field in range,
+/// without chrono (the ingest hot path). `None` for anything else, including
+/// a leap second, which then goes through chrono as before.
+fn canonical_secs(b: &[u8]) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
+        })
+    };
+    let sep = b[10] == b' ' || b[10] == b'T';
+    if !sep || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    const MONTH_DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = *MONTH_DAYS.get((m as usize).wrapping_sub(1))? + u32::from(leap && m == 2);
+    if d == 0 || d > month_days {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, m, d);
+    Some(days * 86_400 + (hh * 3600 + mm * 60 + ss) as i64)
+}
+
+/// Howard Hinnant's civil-to-days algorithm (days since 1970-01-01).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// `""`, `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or `+HH` → seconds east of UTC.
@@ -181,6 +225,23 @@ pub fn hour_label(hour: u32) -> String {
     dt.format("%Y%m%d%H").to_string()
 }
 
+/// The hour number of a `YYYYMMDDHH` label (the inverse of [`hour_label`]).
+pub fn hour_from_label(label: &str) -> Option<u32> {
+    let b = label.as_bytes();
+    if b.len() != 10 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{} {}:00:00",
+        &label[0..4],
+        &label[4..6],
+        &label[6..8],
+        &label[8..10]
+    );
+    let secs = canonical_secs(text.as_bytes())?;
+    u32::try_from(secs / 3600).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +281,48 @@ mod tests {
             parse_datetime("2105-12-31 23:59:59"),
             Ok(MAX_TIMESTAMP as u32)
         );
+    }
+
+    #[test]
+    fn canonical_fast_path_agrees_with_chrono() {
+        let slow = |s: &str| {
+            NaiveDateTime::parse_from_str(&s.replacen('T', " ", 1), "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|n| n.and_utc().timestamp())
+        };
+        let mut secs: i64 = -86_400 * 3;
+        while secs < MAX_TIMESTAMP + 86_400 * 3 {
+            let t = format_datetime(secs.clamp(0, u32::MAX as i64) as u32);
+            assert_eq!(canonical_secs(t.as_bytes()), slow(&t), "{t}");
+            secs += 3_599_999;
+        }
+        for s in [
+            "2023-02-29 00:00:00",
+            "2024-02-29 00:00:00",
+            "2000-02-29 12:00:00",
+            "1900-02-29 12:00:00",
+            "2023-04-31 00:00:00",
+            "2023-00-10 00:00:00",
+            "2023-12-00 00:00:00",
+            "2023-06-01 24:00:00",
+            "2023-06-01 23:60:00",
+            "2023-06-01 23:59:60",
+            "2023-06-01T23:59:59",
+            "2023-06-01x23:59:59",
+        ] {
+            let fast = canonical_secs(s.as_bytes());
+            assert!(fast.is_none() || fast == slow(s), "{s}");
+            assert_eq!(parse_calendar(s).ok(), slow(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn hour_labels_round_trip() {
+        for h in [0u32, 1, 468_000, 1_192_152] {
+            assert_eq!(hour_from_label(&hour_label(h)), Some(h));
+        }
+        assert_eq!(hour_from_label("2023060124"), None);
+        assert_eq!(hour_from_label("202306011"), None);
     }
 
     #[test]

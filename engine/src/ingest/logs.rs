@@ -63,6 +63,21 @@ pub fn parse_log<'a>(v: &'a RawValue) -> Result<LogRow<'a>, Vec<FieldError>> {
     }
     let f: Fields =
         serde_json::from_str(v.get()).map_err(|e| vec![("", format!("invalid row: {e}"))])?;
+    check_fields(f)
+}
+
+/// The one-pass path of NDJSON lines: a line that deserializes as an object
+/// is a syntactically valid JSON value, so it gives the same result as
+/// validating it first and then calling [`parse_log`]. `None` when it does not
+/// deserialize (the caller then takes the two-pass path for its exact error).
+pub(super) fn parse_log_line(text: &str) -> Option<Result<LogRow<'_>, Vec<FieldError>>> {
+    if !text.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Fields>(text).ok().map(check_fields)
+}
+
+fn check_fields<'a>(f: Fields<'a>) -> Result<LogRow<'a>, Vec<FieldError>> {
     let mut errs = Vec::new();
     let mut row = LogRow::default();
     match first(&[f.timestamp, f.at_timestamp, f.time, f.ts, f.created]) {

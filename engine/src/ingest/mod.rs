@@ -40,7 +40,11 @@ pub struct Import<'a> {
 /// Blank lines are skipped; a body that is one (possibly multi-line) JSON
 /// object is one row; any line that is not a valid row is quarantined.
 pub fn parse_body<'a>(ds: DataSource, body: &'a [u8], import: &Import) -> Parsed<'a> {
-    let mut out = Parsed::default();
+    let lines = body.iter().filter(|b| **b == b'\n').count() + 1;
+    let mut out = Parsed {
+        rows: Vec::with_capacity(lines),
+        ..Default::default()
+    };
     let (values, rest) = leading_values(body);
     for v in values {
         push_row(ds, v.get().as_bytes(), Some(v), import, &mut out);
@@ -92,6 +96,17 @@ fn push_row<'a>(
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )]),
         Ok(text) => {
+            let fast = match (parsed, ds) {
+                (Some(_), _) => None,
+                (None, DataSource::Thresholds) => {
+                    thresholds::parse_threshold_line(text, import.now)
+                        .map(|r| r.map(Row::Threshold))
+                }
+                (None, _) => logs::parse_log_line(text).map(|r| r.map(Row::Log)),
+            };
+            if let Some(res) = fast {
+                return finish_row(ds, line, res, import, out);
+            }
             let raw = match parsed {
                 Some(v) => Ok(v),
                 None => serde_json::from_str::<&RawValue>(text)
@@ -103,6 +118,16 @@ fn push_row<'a>(
             })
         }
     };
+    finish_row(ds, line, res, import, out)
+}
+
+fn finish_row<'a>(
+    ds: DataSource,
+    line: &'a [u8],
+    res: Result<Row<'a>, Vec<value::FieldError>>,
+    import: &Import,
+    out: &mut Parsed<'a>,
+) {
     match res {
         Ok(row) => {
             out.successful += 1;
@@ -159,7 +184,7 @@ pub(crate) fn key_column<'a>(
             return Err((col, format!("longer than {max} bytes")));
         }
     }
-    if upper && trimmed.bytes().any(|b| b.is_ascii_lowercase()) || upper && !trimmed.is_ascii() {
+    if upper && (!trimmed.is_ascii() || trimmed.bytes().any(|b| b.is_ascii_lowercase())) {
         return Ok(Cow::Owned(trimmed.to_uppercase()));
     }
     Ok(trimmed)

@@ -28,6 +28,23 @@ pub fn parse_threshold(v: &RawValue, now: u32) -> Result<ThresholdRow, Vec<Field
     }
     let f: Fields =
         serde_json::from_str(v.get()).map_err(|e| vec![("", format!("invalid row: {e}"))])?;
+    check_fields(f, now)
+}
+
+/// One-pass path of NDJSON lines, as `logs::parse_log_line`.
+pub(super) fn parse_threshold_line(
+    text: &str,
+    now: u32,
+) -> Option<Result<ThresholdRow, Vec<FieldError>>> {
+    if !text.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Fields>(text)
+        .ok()
+        .map(|f| check_fields(f, now))
+}
+
+fn check_fields(f: Fields<'_>, now: u32) -> Result<ThresholdRow, Vec<FieldError>> {
     let mut errs = Vec::new();
     let mut key = |col: &'static str, v: Option<&RawValue>, upper: bool| -> String {
         let res = match present(v) {
