@@ -80,3 +80,28 @@ fn zero_fill(file: &File, path: &Path, len: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// fsyncs a file's data and metadata.
+pub fn sync_file(file: &File, path: &Path) -> Result<()> {
+    file.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// Gives an fsynced file its final name durably: rename, then fsync the
+/// directory. After it returns, a crash leaves the file under `to`.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::io(to, e))?;
+    fsync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
+/// Removes files of one directory durably: unlink each, then fsync the
+/// directory once. A file already gone counts as removed.
+pub fn remove_durable(dir: &Path, files: &[std::path::PathBuf]) -> Result<()> {
+    for f in files {
+        match fs::remove_file(f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(f, e)),
+        }
+    }
+    fsync_dir(dir)
+}

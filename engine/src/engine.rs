@@ -81,8 +81,8 @@ pub struct EngineStats {
 
 /// The storage engine. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Engine {
-    shared: Arc<Shared>,
-    tx: Sender<WriterMsg>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) tx: Sender<WriterMsg>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -315,11 +315,28 @@ impl Engine {
         }
         all.sort_unstable_by_key(|a| a.0);
         for (seq, seg, e) in all {
-            let row = crate::row::decode_log(seg.body(&e))
+            let body = seg.read_body(&e)?;
+            let row = crate::row::decode_log(&body)
                 .map_err(|m| Error::corrupt(&seg.path, e.offset as u64, m))?;
             f(seq, row);
         }
         Ok(())
+    }
+
+    /// Reads every `log_anomaly_thresholds` row (superseded ones too) with
+    /// its seq, in seq order (for tools and tests; not a query path).
+    pub fn scan_thresholds(&self) -> Result<Vec<(u64, ThresholdRow)>> {
+        let st = self.shared.state.read();
+        let mut out = Vec::new();
+        for seg in st.table(DataSource::Thresholds).segments.values() {
+            for e in &seg.entries {
+                let row = crate::row::decode_threshold(&seg.read_body(e)?)
+                    .map_err(|m| Error::corrupt(&seg.path, e.offset as u64, m))?;
+                out.push((seg.seq(e), row));
+            }
+        }
+        out.sort_unstable_by_key(|a| a.0);
+        Ok(out)
     }
 
     /// Stops the writer after syncing everything. Idempotent.

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 
@@ -13,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::index::{Index, IndexUpdate, MinuteKey, SegmentMeta};
 use crate::keys::Keys;
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource, ThresholdRow};
-use crate::segment::format::{frame_seq, Header, KIND_HOT};
+use crate::segment::compact::{peek_info, CompactInfo, CompactSegment};
+use crate::segment::format::{Header, KIND_HOT};
 use crate::segment::mmap::SegmentMap;
 use crate::segment::recovery::{scan, Tail};
 use crate::segment::{Entry, Segment, SegmentId};
@@ -38,6 +40,8 @@ struct Found {
     tail: Option<Tail>,
     /// Greatest seq that ends a batch (batch_rest == 0).
     batch_end: u64,
+    /// The decoder of a compact segment.
+    compact: Option<Arc<CompactSegment>>,
 }
 
 /// What the writer needs to continue: where each hot segment ends.
@@ -63,7 +67,7 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
     for ds in DataSource::ALL {
         let dir = data_dir.join(ds.name());
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        for path in segment_files(&dir)? {
+        for path in finish_compactions(&dir, segment_files(&dir)?)? {
             if is_blank(&path)? {
                 // A crash between creating a file and writing its header
                 // (which is fsynced before any record is written): it never
@@ -111,18 +115,10 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
                 stats.add(e.ts, e.key);
             }
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&f.path)
-            .map_err(|e| Error::io(&f.path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(&f.path, e))?
-            .len()
-            .max(f.valid_end);
-        let (map, _) = SegmentMap::create(&file, len as usize, f.valid_end as usize)
-            .map_err(|e| Error::io(&f.path, e))?;
+        let map = match &f.compact {
+            Some(c) => c.map().expect("opened through a shared map").clone(),
+            None => map_file(&f.path, f.valid_end)?,
+        };
         let table = tables.get_mut(&f.ds).expect("table per data source");
         table.rows += f.entries.len() as u64;
         table.segments.insert(
@@ -133,6 +129,7 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
                 map,
                 entries: f.entries,
                 appendable: f.header.kind == KIND_HOT,
+                compact: f.compact,
             },
         );
     }
@@ -145,6 +142,85 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
         state,
         next_seq: cut + 1,
     })
+}
+
+/// A shared map of a segment file with `valid_end` bytes readable.
+fn map_file(path: &Path, valid_end: u64) -> Result<Arc<SegmentMap>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, e))?
+        .len()
+        .max(valid_end);
+    let (map, _) = SegmentMap::create(&file, len as usize, valid_end as usize)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(map)
+}
+
+/// Suffix of a compact segment being written (`<name>.seg.compacting`).
+pub const COMPACTING_SUFFIX: &str = "compacting";
+
+/// Finishes or rolls back a compaction that a crash interrupted (see
+/// docs/format.md, "Compaction"): a `.seg.compacting` file never got its
+/// name, so it is deleted and the segments it was made from stay; a compact
+/// segment that has its name is complete (it was fsynced before the rename),
+/// so the segments of its hour that it replaces are deleted. Returns the
+/// segment files that remain.
+fn finish_compactions(dir: &Path, paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut changed = false;
+    for ent in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = ent.map_err(|e| Error::io(dir, e))?.path();
+        if p.extension().is_some_and(|x| x == COMPACTING_SUFFIX) {
+            warn!(file = %p.display(), "removing an incomplete compact segment left by a crash");
+            fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            changed = true;
+        }
+    }
+    let mut compact: Vec<(u32, u32, CompactInfo)> = Vec::new();
+    for p in &paths {
+        // Files that are not readable compact segments are dealt with by the
+        // scan (blank files, damage): only a valid compact file replaces.
+        let Ok(Some((h, info))) = peek_info(p) else {
+            continue;
+        };
+        CompactSegment::open(p, map_file(p, h.synced_len)?)?;
+        compact.push((h.hour, h.file_no, info));
+    }
+    let mut keep = Vec::with_capacity(paths.len());
+    for p in paths {
+        let id = segment_id_of(&p);
+        let replaced = id.is_some_and(|(hour, file_no)| {
+            compact
+                .iter()
+                .any(|(h, n, info)| *h == hour && *n != file_no && info.replaces(file_no))
+        });
+        if replaced {
+            warn!(file = %p.display(), "removing a segment replaced by a compact segment (finishing an interrupted compaction)");
+            fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            changed = true;
+        } else {
+            keep.push(p);
+        }
+    }
+    if changed {
+        crate::durability::fsync_dir(dir)?;
+    }
+    Ok(keep)
+}
+
+/// (hour, file_no) of a segment file, from its header (blank or unreadable
+/// files: `None`).
+fn segment_id_of(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::open(path).ok()?;
+    let mut b = [0u8; crate::segment::format::HEADER_LEN];
+    f.read_exact_at(&mut b, 0).ok()?;
+    let h = Header::decode(path, &b).ok()?;
+    Some((h.hour, h.file_no))
 }
 
 fn segment_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -179,6 +255,9 @@ fn is_blank(path: &Path) -> Result<bool> {
 }
 
 fn scan_one(ds: DataSource, path: &Path, keys: &mut Keys) -> Result<Found> {
+    if let Some((header, _)) = peek_info(path)? {
+        return scan_compact(ds, path, header, keys);
+    }
     let mut entries = Vec::new();
     let mut seqs = Vec::new();
     let mut thresholds = Vec::new();
@@ -234,6 +313,100 @@ fn scan_one(ds: DataSource, path: &Path, keys: &mut Keys) -> Result<Found> {
         file_len: s.file_len,
         tail: s.tail,
         batch_end,
+        compact: None,
+    })
+}
+
+/// Loads a compact segment as recovery does (for installing one).
+pub(crate) fn load_compact_segment(
+    ds: DataSource,
+    path: &Path,
+    keys: &mut Keys,
+) -> Result<Segment> {
+    let Some((header, _)) = peek_info(path)? else {
+        return Err(Error::corrupt(path, 10, "not a compact segment"));
+    };
+    let f = scan_compact(ds, path, header, keys)?;
+    Ok(Segment {
+        id: f.id,
+        path: f.path,
+        map: f
+            .compact
+            .as_ref()
+            .and_then(|c| c.map())
+            .expect("opened through a shared map")
+            .clone(),
+        entries: f.entries,
+        appendable: false,
+        compact: f.compact,
+    })
+}
+
+/// Reads a compact segment's heads (and, for thresholds, its rows), and
+/// checks the CRC of every block.
+fn scan_compact(ds: DataSource, path: &Path, header: Header, keys: &mut Keys) -> Result<Found> {
+    if header.datasource != ds.id() {
+        return Err(Error::corrupt(
+            path,
+            11,
+            format!(
+                "segment of data source {} found in {}",
+                header.datasource,
+                ds.name()
+            ),
+        ));
+    }
+    let mut c = CompactSegment::open(path, map_file(path, header.synced_len)?)?;
+    let global: Vec<u32> = c.keys.iter().map(|(s, v)| keys.intern(s, v)).collect();
+    let (mut entries, mut seqs) = (Vec::new(), Vec::new());
+    c.scan(|row, ts, seq, key| {
+        let key = if ds == DataSource::SystemLogs {
+            global[key as usize]
+        } else {
+            0
+        };
+        entries.push(Entry {
+            offset: row,
+            ts,
+            key,
+        });
+        seqs.push(seq);
+    })?;
+    // Every block's CRCs are checked, as every hot frame's is; bodies are
+    // decompressed only when queries need their rows.
+    c.check_body_crcs()?;
+    let mut thresholds = Vec::new();
+    for bi in 0..c.blocks.len() {
+        if ds == DataSource::Thresholds {
+            for (_, seq, body) in c.block_rows(bi)? {
+                let t = decode_threshold(&body).map_err(|e| {
+                    Error::corrupt(
+                        path,
+                        c.blocks[bi].offset,
+                        format!("undecodable record body: {e}"),
+                    )
+                })?;
+                thresholds.push((t, seq));
+            }
+        }
+    }
+    let len = header.synced_len;
+    Ok(Found {
+        ds,
+        id: SegmentId {
+            hour: header.hour,
+            file_no: header.file_no,
+        },
+        path: path.to_path_buf(),
+        header,
+        batch_end: seqs.iter().copied().max().unwrap_or(0),
+        entries,
+        seqs,
+        thresholds,
+        valid_end: len,
+        file_len: len,
+        tail: None,
+        compact: Some(Arc::new(c)),
     })
 }
 
@@ -314,10 +487,8 @@ pub fn segment_meta(seg: &Segment) -> SegmentMeta {
         m.min_ts = m.min_ts.min(e.ts);
         m.max_ts = m.max_ts.max(e.ts);
     }
-    if let (Some(first), Some(last)) = (seg.entries.first(), seg.entries.last()) {
-        let data = seg.map.committed();
-        m.min_seq = frame_seq(data, first.offset as usize);
-        m.max_seq = frame_seq(data, last.offset as usize);
+    if let Some((min, max)) = seg.seq_range() {
+        (m.min_seq, m.max_seq) = (min, max);
     }
     m
 }

@@ -24,6 +24,8 @@ use crate::segment::mmap::SegmentMap;
 use crate::segment::writer::OpenSegment;
 use crate::segment::{Entry, Segment, SegmentId};
 
+pub(crate) mod maintenance;
+
 /// Close a segment's append handle after this long without writes.
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
 
@@ -66,6 +68,11 @@ pub(crate) enum WriterMsg {
     },
     Shutdown {
         reply: Reply<()>,
+    },
+    /// Compaction and retention (`maintenance.rs`): a job run on the writer
+    /// thread, which answers through a sender it captured.
+    Maintenance {
+        job: Box<dyn FnOnce(&mut Writer) + Send>,
     },
 }
 
@@ -193,6 +200,7 @@ impl Writer {
             WriterMsg::Sync { reply } => {
                 let _ = reply.send(self.sync_all());
             }
+            WriterMsg::Maintenance { job } => job(self),
             WriterMsg::Shutdown { reply } => {
                 let res = self.sync_all();
                 self.flush_index_blocking();
@@ -400,6 +408,7 @@ impl Writer {
                     map: map.clone(),
                     entries: Vec::new(),
                     appendable: true,
+                    compact: None,
                 });
                 seg.entries.push(*e);
                 table.rows += 1;

@@ -67,10 +67,10 @@ pub fn recent_logs(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Resu
         }
     }
     for c in top {
-        let body = c.seg.body(&c.entry);
+        let body = c.seg.read_body(&c.entry)?;
         out.stats.bytes_read += body.len() as u64;
         let row =
-            decode_log(body).map_err(|e| Error::corrupt(&c.seg.path, c.entry.offset as u64, e))?;
+            decode_log(&body).map_err(|e| Error::corrupt(&c.seg.path, c.entry.offset as u64, e))?;
         out.rows.push(row.into_owned());
     }
     Ok(out)

@@ -1,7 +1,8 @@
 //! Byte layout of segment files (see `docs/format.md` for the diagram).
 //!
 //! ```text
-//! file   := header frame* zero-fill
+//! file   := header frame* zero-fill                      (kind 1, hot)
+//!         | header block* directory                      (kind 2, compact)
 //! header := magic[8] version:u16 kind:u8 datasource:u8 hour:u32 file_no:u32
 //!           synced_len:u64 reserved[32] crc32:u32              (64 bytes)
 //! frame  := body_len:u32 crc32:u32 seq:u64 batch_rest:u32 body[body_len]
@@ -9,15 +10,21 @@
 //! All integers little endian. The header CRC covers header bytes 0..60; a
 //! frame's CRC covers its bytes 8..20+body_len (seq, batch_rest and body).
 //! A `body_len` of zero marks the end of the records (preallocated space is
-//! zero-filled).
+//! zero-filled). Hot segments keep `reserved` zero and are written as
+//! version 1; compact segments (see [`super::compact`]) use `reserved` for
+//! their directory's place and are written as version 2, which a version-1
+//! build refuses by name instead of misreading.
 
 use crate::error::{Error, Result};
 use std::path::Path;
 
 /// First 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"LPSEG\0\r\n";
-/// Format version this build writes and reads.
+/// Format version of hot segments (written and read by this build).
 pub const VERSION: u16 = 1;
+/// Format version of compact segments: the oldest reader that understands
+/// them. This build reads versions 1 and 2.
+pub const VERSION_COMPACT: u16 = 2;
 /// Length of the file header; the first frame starts here.
 pub const HEADER_LEN: usize = 64;
 /// Offset of `synced_len` inside the header.
@@ -29,8 +36,15 @@ pub const FRAME_HEADER_LEN: usize = 20;
 /// Largest record body accepted (a row is limited to 1 MiB by the API).
 pub const MAX_BODY_LEN: usize = 4 << 20;
 
+/// Offset and length of the header's reserved area (zero in hot segments;
+/// the directory's place in compact ones).
+pub const RESERVED_OFFSET: usize = 28;
+pub const RESERVED_LEN: usize = 32;
+
 /// Segment kinds (header byte 10).
 pub const KIND_HOT: u8 = 1;
+/// A compacted hour: sorted, zstd-compressed blocks; never appended to.
+pub const KIND_COMPACT: u8 = 2;
 
 /// The decoded file header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,14 +58,26 @@ pub struct Header {
 
 impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
+        self.encode_with_reserved(&[0u8; RESERVED_LEN])
+    }
+
+    /// The header with `reserved` filled in (compact segments), as the
+    /// version its kind needs.
+    pub fn encode_with_reserved(&self, reserved: &[u8; RESERVED_LEN]) -> [u8; HEADER_LEN] {
+        let version = if self.kind == KIND_COMPACT {
+            VERSION_COMPACT
+        } else {
+            VERSION
+        };
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&version.to_le_bytes());
         b[10] = self.kind;
         b[11] = self.datasource;
         b[12..16].copy_from_slice(&self.hour.to_le_bytes());
         b[16..20].copy_from_slice(&self.file_no.to_le_bytes());
         b[20..28].copy_from_slice(&self.synced_len.to_le_bytes());
+        b[RESERVED_OFFSET..RESERVED_OFFSET + RESERVED_LEN].copy_from_slice(reserved);
         let crc = crc32fast::hash(&b[..HEADER_CRC_OFFSET]);
         b[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         b
@@ -70,11 +96,11 @@ impl Header {
             return Err(Error::corrupt(path, 0, "bad magic: not a logpulse segment"));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_COMPACT {
             return Err(Error::Version {
                 path: path.into(),
                 found: version,
-                expected: VERSION,
+                expected: VERSION_COMPACT,
             });
         }
         let crc = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
@@ -85,14 +111,40 @@ impl Header {
                 "header checksum mismatch",
             ));
         }
+        let kind = b[10];
+        let want = match kind {
+            KIND_HOT => VERSION,
+            KIND_COMPACT => VERSION_COMPACT,
+            _ => {
+                return Err(Error::corrupt(
+                    path,
+                    10,
+                    format!("unknown segment kind {kind}"),
+                ))
+            }
+        };
+        if version != want {
+            return Err(Error::corrupt(
+                path,
+                8,
+                format!("segment kind {kind} stored as format version {version}, not {want}"),
+            ));
+        }
         Ok(Header {
-            kind: b[10],
+            kind,
             datasource: b[11],
             hour: u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
             file_no: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
             synced_len: u64::from_le_bytes(b[20..28].try_into().expect("8 bytes")),
         })
     }
+}
+
+/// The reserved area of an (already decoded) header.
+pub fn header_reserved(b: &[u8]) -> [u8; RESERVED_LEN] {
+    b[RESERVED_OFFSET..RESERVED_OFFSET + RESERVED_LEN]
+        .try_into()
+        .expect("32 bytes")
 }
 
 /// A decoded frame header.
@@ -214,6 +266,43 @@ mod tests {
         b[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         let err = Header::decode(Path::new("x"), &b).unwrap_err();
         assert!(matches!(err, Error::Version { found: 9, .. }), "{err}");
+    }
+
+    #[test]
+    fn compact_headers_carry_version_2_and_their_reserved_bytes() {
+        let h = Header {
+            kind: KIND_COMPACT,
+            ..header()
+        };
+        let mut r = [0u8; RESERVED_LEN];
+        r[0] = 7;
+        r[31] = 9;
+        let b = h.encode_with_reserved(&r);
+        assert_eq!(u16::from_le_bytes([b[8], b[9]]), VERSION_COMPACT);
+        assert_eq!(Header::decode(Path::new("x"), &b).unwrap(), h);
+        assert_eq!(header_reserved(&b), r);
+        assert_eq!(u16::from_le_bytes([header().encode()[8], 0]), VERSION);
+    }
+
+    #[test]
+    fn kind_and_version_must_agree() {
+        let fix = |b: &mut [u8; HEADER_LEN]| {
+            let crc = crc32fast::hash(&b[..HEADER_CRC_OFFSET]);
+            b[HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        };
+        let mut b = header().encode();
+        b[10] = KIND_COMPACT;
+        fix(&mut b);
+        assert!(matches!(
+            Header::decode(Path::new("x"), &b),
+            Err(Error::Corrupt { offset: 8, .. })
+        ));
+        b[10] = 77;
+        fix(&mut b);
+        assert!(matches!(
+            Header::decode(Path::new("x"), &b),
+            Err(Error::Corrupt { offset: 10, .. })
+        ));
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! Segment files: one or more per (data source, UTC hour), written through
 //! shared memory maps.
 
+pub mod compact;
 pub mod format;
 pub mod mmap;
 pub mod recovery;
 pub mod writer;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tracing::error;
+
+use crate::error::Result;
 use crate::time::hour_label;
+use compact::CompactSegment;
 use format::{frame_body, frame_seq};
 use mmap::SegmentMap;
 
@@ -31,8 +37,9 @@ impl SegmentId {
     }
 }
 
-/// One row's place in a segment: where its frame starts, its timestamp, and
-/// its interned (service, severity) key (0 for other data sources).
+/// One row's place in a segment: where its frame starts (in a compact
+/// segment: its row number), its timestamp, and its interned (service,
+/// severity) key (0 for other data sources).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub offset: u32,
@@ -40,14 +47,18 @@ pub struct Entry {
     pub key: u32,
 }
 
-/// The read side of a segment as queries see it. Entries are in seq order.
+/// The read side of a segment as queries see it. Entries of a hot segment
+/// are in seq order; those of a compact one in (timestamp, seq) order.
 pub struct Segment {
     pub id: SegmentId,
     pub path: PathBuf,
+    /// The whole file (hot: up to the committed length).
     pub map: Arc<SegmentMap>,
     pub entries: Vec<Entry>,
     /// A hot segment that the writer may append to (not a compacted one).
     pub appendable: bool,
+    /// The decoder of a compact segment (`None` for hot ones).
+    pub compact: Option<Arc<CompactSegment>>,
 }
 
 impl Segment {
@@ -58,11 +69,42 @@ impl Segment {
 
     /// The seq of an entry's record.
     pub fn seq(&self, e: &Entry) -> u64 {
-        frame_seq(self.map.committed(), e.offset as usize)
+        match &self.compact {
+            Some(c) => c.seq(e.offset),
+            None => frame_seq(self.map.committed(), e.offset as usize),
+        }
     }
 
-    /// The body of an entry's record.
-    pub fn body(&self, e: &Entry) -> &[u8] {
-        frame_body(self.map.committed(), e.offset as usize)
+    /// The body of an entry's record: borrowed from the map of a hot
+    /// segment, decoded (through a small cache of blocks) from a compact one.
+    pub fn read_body(&self, e: &Entry) -> Result<Cow<'_, [u8]>> {
+        match &self.compact {
+            Some(c) => c.body(e.offset).map(Cow::Owned),
+            None => Ok(Cow::Borrowed(frame_body(
+                self.map.committed(),
+                e.offset as usize,
+            ))),
+        }
+    }
+
+    /// [`Self::read_body`], with a damaged compact block logged and read as
+    /// an empty body (which no row decoder accepts, so callers report the
+    /// file and row as corrupt).
+    pub fn body(&self, e: &Entry) -> Cow<'_, [u8]> {
+        self.read_body(e).unwrap_or_else(|err| {
+            error!(error = %err, "unreadable row");
+            Cow::Borrowed(&[])
+        })
+    }
+
+    /// Smallest and greatest seq of the segment's rows.
+    pub fn seq_range(&self) -> Option<(u64, u64)> {
+        match &self.compact {
+            Some(c) => c.seq_range(),
+            None => {
+                let (first, last) = (self.entries.first()?, self.entries.last()?);
+                Some((self.seq(first), self.seq(last)))
+            }
+        }
     }
 }

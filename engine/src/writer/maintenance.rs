@@ -1,0 +1,210 @@
+//! Maintenance jobs of the writer thread: installing a compact segment in
+//! place of the segments it was built from, and dropping old hours
+//! (retention). They run on the writer thread because it alone changes
+//! segments and the published state.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Reply, Writer, WriterMsg};
+use crate::durability::{remove_durable, rename_durable};
+use crate::error::{Error, Result};
+use crate::open::{expected_index, load_compact_segment, segment_meta, write_seq_floor};
+use crate::row::DataSource;
+use crate::segment::SegmentId;
+
+/// A compact segment ready under its temporary name.
+pub(crate) struct Install {
+    pub ds: DataSource,
+    pub hour: u32,
+    /// The segments (and their row counts) it was built from.
+    pub inputs: Vec<(SegmentId, usize)>,
+    pub tmp: PathBuf,
+    pub id: SegmentId,
+    /// Pause between the steps of the swap (crash tests).
+    pub step_pause: Duration,
+}
+
+/// What retention removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// (data source, segment, rows, bytes) of every segment removed.
+    pub segments: Vec<(DataSource, SegmentId, u64, u64)>,
+}
+
+impl Dropped {
+    pub fn rows(&self) -> u64 {
+        self.segments.iter().map(|s| s.2).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.3).sum()
+    }
+}
+
+pub(crate) fn install_msg(job: Install, reply: Reply<()>) -> WriterMsg {
+    WriterMsg::Maintenance {
+        job: Box::new(move |w: &mut Writer| {
+            let tmp = job.tmp.clone();
+            let res = w.install_compact(job);
+            if res.is_err() && tmp.exists() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            let _ = reply.send(res);
+        }),
+    }
+}
+
+pub(crate) fn drop_hours_msg(before_hour: u32, reply: Reply<Dropped>) -> WriterMsg {
+    WriterMsg::Maintenance {
+        job: Box::new(move |w: &mut Writer| {
+            let _ = reply.send(w.drop_hours(before_hour));
+        }),
+    }
+}
+
+fn pause(d: Duration) {
+    if !d.is_zero() {
+        std::thread::sleep(d);
+    }
+}
+
+impl Writer {
+    /// The swap (docs/format.md, "Compaction"): the compact file, complete
+    /// and fsynced under `<name>.seg.compacting`, is renamed to its `.seg`
+    /// name and the directory fsynced (from here on recovery completes the
+    /// swap); the state is switched under one write lock; then the inputs
+    /// are unlinked and the directory fsynced.
+    fn install_compact(&mut self, job: Install) -> Result<()> {
+        self.sync_all()?;
+        let (dir, old) = {
+            let st = self.shared.state.read();
+            let table = st.table(job.ds);
+            let mut cur: Vec<(SegmentId, usize)> = table
+                .hour(job.hour)
+                .map(|s| (s.id, s.entries.len()))
+                .collect();
+            cur.sort();
+            if cur != job.inputs {
+                return Err(Error::Invalid(format!(
+                    "hour {} of {} changed while it was being compacted",
+                    job.hour,
+                    job.ds.name()
+                )));
+            }
+            let old: Vec<PathBuf> = table.hour(job.hour).map(|s| s.path.clone()).collect();
+            (table.dir.clone(), old)
+        };
+        self.open.remove(&(job.ds, job.hour));
+        let path = job.id.path_in(&dir);
+        if path.exists() {
+            return Err(Error::Invalid(format!("{} exists already", path.display())));
+        }
+        pause(job.step_pause);
+        rename_durable(&job.tmp, &path)?;
+        pause(job.step_pause);
+        let seg = {
+            let mut keys = self.shared.keys.write();
+            load_compact_segment(job.ds, &path, &mut keys)?
+        };
+        let meta = segment_meta(&seg);
+        {
+            let mut st = self.shared.state.write();
+            let table = st.table_mut(job.ds);
+            for (id, _) in &job.inputs {
+                table.segments.remove(id);
+            }
+            table.segments.insert(job.id, seg);
+        }
+        for (id, _) in &job.inputs {
+            self.metas.remove(&(job.ds, *id));
+            self.pending.segments.remove(&(job.ds.id(), *id));
+            self.pending.dropped_segments.push((job.ds.id(), *id));
+        }
+        self.metas.insert((job.ds, job.id), meta.clone());
+        self.pending.segments.insert((job.ds.id(), job.id), meta);
+        self.flush_index();
+        remove_one_by_one(&dir, &old, job.step_pause)
+    }
+
+    /// Removes every segment of an hour before `before_hour`, except the
+    /// `log_anomaly_thresholds` hours that hold a row in force (dropping
+    /// those would change which thresholds apply).
+    fn drop_hours(&mut self, before_hour: u32) -> Result<Dropped> {
+        self.sync_all()?;
+        let mut dropped = Dropped::default();
+        let mut files: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+        {
+            let mut guard = self.shared.state.write();
+            let st = &mut *guard;
+            let in_force: Vec<u32> = st
+                .thresholds
+                .rows()
+                .map(|(r, _)| r.updated_at / 3600)
+                .collect();
+            for ds in DataSource::ALL {
+                let table = st.tables.get_mut(&ds).expect("table per data source");
+                let ids: Vec<SegmentId> = table
+                    .segments
+                    .keys()
+                    .filter(|id| id.hour < before_hour)
+                    .filter(|id| ds != DataSource::Thresholds || !in_force.contains(&id.hour))
+                    .copied()
+                    .collect();
+                let mut paths = Vec::new();
+                for id in ids {
+                    let seg = table.segments.remove(&id).expect("listed above");
+                    table.rows -= seg.entries.len() as u64;
+                    dropped
+                        .segments
+                        .push((ds, id, seg.entries.len() as u64, seg.bytes()));
+                    paths.push(seg.path.clone());
+                    self.open.remove(&(ds, id.hour));
+                    self.metas.remove(&(ds, id));
+                    self.pending.segments.remove(&(ds.id(), id));
+                    self.pending.dropped_segments.push((ds.id(), id));
+                }
+                if !paths.is_empty() {
+                    files.push((table.dir.clone(), paths));
+                }
+            }
+            let hours: Vec<u32> = match before_hour.checked_sub(1) {
+                Some(last) => st.log_stats.hours_asc(0, last).map(|(h, _)| h).collect(),
+                None => Vec::new(),
+            };
+            for h in &hours {
+                st.log_stats.remove_hour(*h);
+            }
+            if !hours.is_empty() {
+                // The index's minute counts, rewritten whole: those of the
+                // dropped hours go, the others are rewritten as they are.
+                let keys = self.shared.keys.read();
+                self.pending.minutes = expected_index(st, &keys, 0).minutes;
+                self.pending.clear_minutes = true;
+            }
+        }
+        if dropped.segments.is_empty() {
+            return Ok(dropped);
+        }
+        // Rows gone may have held the greatest seq: never hand it out again.
+        write_seq_floor(&self.shared.config.data_dir, self.next_seq - 1)?;
+        self.flush_index();
+        for (dir, paths) in files {
+            remove_durable(&dir, &paths)?;
+        }
+        Ok(dropped)
+    }
+}
+
+/// Unlinks the replaced segments, pausing between them (crash tests), then
+/// fsyncs the directory.
+fn remove_one_by_one(dir: &Path, paths: &[PathBuf], step_pause: Duration) -> Result<()> {
+    if step_pause.is_zero() {
+        return remove_durable(dir, paths);
+    }
+    for p in paths {
+        remove_durable(dir, std::slice::from_ref(p))?;
+        pause(step_pause);
+    }
+    Ok(())
+}
