@@ -177,7 +177,7 @@ impl Engine {
 
     /// Encodes rows, quarantine rows first so that a batch's last record is
     /// one of its data rows (see docs/format.md, batch completeness).
-    fn prepare(&self, rows: &[Row<'_>], durability: Durability) -> Result<Batch> {
+    pub(crate) fn prepare(&self, rows: &[Row<'_>], durability: Durability) -> Result<Batch> {
         let mut batch = Batch {
             rows: Vec::with_capacity(rows.len()),
             buf: Vec::with_capacity(rows.len() * 256),

@@ -7,6 +7,7 @@
 //! nothing of HTTP or async runtimes.
 #![deny(unsafe_code)]
 
+pub mod bulk;
 pub mod compaction;
 pub mod config;
 pub mod durability;

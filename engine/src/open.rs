@@ -77,6 +77,7 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
                 crate::durability::fsync_dir(&dir)?;
                 continue;
             }
+            restore_zero_header(ds, &path)?;
             found.push(scan_one(ds, &path, keys)?);
         }
     }
@@ -233,6 +234,51 @@ fn segment_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A hot segment is created without an fsync; its first sync makes header
+/// and records durable together. A crash before that can leave records on
+/// disk but the header page not: a zero header followed by data. Such a file
+/// never had a synced byte, so its header is restored from its name and
+/// directory with `synced_len` = the header's length, and its frames are
+/// then checked like any torn tail (valid frames kept, the rest dropped).
+fn restore_zero_header(ds: DataSource, path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut head = [0u8; crate::segment::format::HEADER_LEN];
+    if file.read_exact_at(&mut head, 0).is_err() || head.iter().any(|b| *b != 0) {
+        return Ok(());
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let parsed = name.strip_suffix(".seg").and_then(|stem| {
+        let (label, no) = stem.split_once('-')?;
+        Some((
+            crate::time::hour_from_label(label)?,
+            no.parse::<u32>().ok()?,
+        ))
+    });
+    let Some((hour, file_no)) = parsed else {
+        return Err(Error::corrupt(
+            path,
+            0,
+            "zero header and a name that is not HOUR-NNNN.seg",
+        ));
+    };
+    warn!(file = %path.display(), "restoring the zero header of a segment that was never synced");
+    let header = Header {
+        kind: KIND_HOT,
+        datasource: ds.id(),
+        hour,
+        file_no,
+        synced_len: crate::segment::format::HEADER_LEN as u64,
+    };
+    file.write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io(path, e))?;
+    file.sync_all().map_err(|e| Error::io(path, e))
 }
 
 /// Whether a segment file holds nothing but zeros (or nothing at all).

@@ -470,13 +470,25 @@ impl Writer {
         if let Some(p) = self.shared.poison_message() {
             return Err(Error::Poisoned(p));
         }
+        // New files' directory entries: one fsync per directory, after the files.
+        let mut dirs = std::collections::BTreeSet::new();
         for (seg, _) in self.open.values_mut() {
             if seg.needs_sync() {
-                if let Err(e) = seg.sync() {
-                    error!(error = %e, "fsync failed; refusing further writes");
-                    self.shared.poison(e.to_string());
-                    return Err(e);
+                match seg.sync_file() {
+                    Ok(dir) => dirs.extend(dir),
+                    Err(e) => {
+                        error!(error = %e, "fsync failed; refusing further writes");
+                        self.shared.poison(e.to_string());
+                        return Err(e);
+                    }
                 }
+            }
+        }
+        for dir in dirs {
+            if let Err(e) = fsync_dir(&dir) {
+                error!(error = %e, "fsync failed; refusing further writes");
+                self.shared.poison(e.to_string());
+                return Err(e);
             }
         }
         self.last_sync = Instant::now();

@@ -27,11 +27,20 @@ pub struct OpenSegment {
     pub write_pos: usize,
     /// Committed bytes not yet fsynced.
     unsynced: bool,
+    /// Created and never fsynced: its header and directory entry are not
+    /// durable yet (the first sync makes them so).
+    created: bool,
 }
 
 impl OpenSegment {
-    /// Creates a new segment file with its header, reserved space, and a
-    /// durable directory entry.
+    /// Creates a new segment file with its header and reserved space.
+    ///
+    /// Nothing is fsynced here: a new hour costs no disk flush on the append
+    /// path. The first [`Self::sync`] fsyncs the file (header included) and
+    /// then its directory, before any append that asked for durability is
+    /// acknowledged. A crash before that may leave the file missing, blank,
+    /// or with rows but a zero header (which recovery restores from the
+    /// file's name and directory); none of its rows was promised durable.
     pub fn create(dir: &Path, datasource: u8, id: SegmentId, room: usize) -> Result<OpenSegment> {
         let path = id.path_in(dir);
         let file = OpenOptions::new()
@@ -53,9 +62,7 @@ impl OpenSegment {
         let setup = || -> Result<()> {
             reserve(&file, &path, cap as u64)?;
             file.write_all_at(&header.encode(), 0)
-                .map_err(|e| Error::io(&path, e))?;
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
-            fsync_dir(dir)
+                .map_err(|e| Error::io(&path, e))
         };
         if let Err(e) = setup() {
             let _ = std::fs::remove_file(&path);
@@ -71,6 +78,7 @@ impl OpenSegment {
             header,
             write_pos: HEADER_LEN,
             unsynced: false,
+            created: true,
         })
     }
 
@@ -96,6 +104,7 @@ impl OpenSegment {
             header,
             write_pos: valid_end,
             unsynced: false,
+            created: false,
         })
     }
 
@@ -136,25 +145,44 @@ impl OpenSegment {
     }
 
     pub fn needs_sync(&self) -> bool {
-        self.unsynced
+        self.unsynced || self.created
     }
 
     /// fsyncs the committed records, then records the synced length in the
     /// header (made durable by the next sync: the header never claims more
-    /// than is on disk).
+    /// than is on disk). The first sync of a new file also fsyncs its
+    /// directory entry.
     pub fn sync(&mut self) -> Result<()> {
-        if !self.unsynced {
-            return Ok(());
+        if let Some(dir) = self.sync_file()? {
+            fsync_dir(&dir)?;
         }
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(())
+    }
+
+    /// [`Self::sync`] but for the directory fsync, which is left to the
+    /// caller: returns the directory that must be fsynced (once, after all
+    /// files of a group commit) before the sync counts.
+    pub fn sync_file(&mut self) -> Result<Option<PathBuf>> {
+        if !self.unsynced && !self.created {
+            return Ok(None);
+        }
+        if self.created {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
+        .map_err(|e| Error::io(&self.path, e))?;
         self.header.synced_len = self.write_pos as u64;
         let h = self.header.encode();
         self.file
             .write_all_at(&h[SYNCED_LEN_OFFSET..], SYNCED_LEN_OFFSET as u64)
             .map_err(|e| Error::io(&self.path, e))?;
         self.unsynced = false;
-        Ok(())
+        if std::mem::take(&mut self.created) {
+            return Ok(Some(
+                self.path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            ));
+        }
+        Ok(None)
     }
 }
