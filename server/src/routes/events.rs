@@ -48,7 +48,9 @@ pub async fn post(
     }
     let Ok(_slot) = app.ingest_slots.try_acquire() else {
         app.metrics.ingest_rejected.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::RateLimited("too many event requests in flight; retry later".into()));
+        return Err(ApiError::RateLimited(
+            "too many event requests in flight; retry later".into(),
+        ));
     };
     let timeout = Duration::from_millis(app.config.request_timeout_ms);
     let body = read_body(body, &headers, app.config.max_body_bytes, timeout).await?;
