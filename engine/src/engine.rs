@@ -99,7 +99,7 @@ impl Engine {
         let index = open_index(&config)?;
         let watermark = rec.next_seq - 1;
         reconcile_index(&index, expected_index(&rec.state, &keys, watermark))?;
-        let metas: HashMap<_, _> = rec
+        let metas: rustc_hash::FxHashMap<_, _> = rec
             .state
             .tables
             .iter()
@@ -180,7 +180,7 @@ impl Engine {
     pub(crate) fn prepare(&self, rows: &[Row<'_>], durability: Durability) -> Result<Batch> {
         let mut batch = Batch {
             rows: Vec::with_capacity(rows.len()),
-            buf: Vec::with_capacity(rows.len() * 256),
+            buf: Vec::with_capacity(rows.iter().map(Row::encoded_len_hint).sum()),
             durability,
         };
         let quarantine = rows.iter().filter(|r| r.datasource().is_quarantine());
@@ -374,7 +374,15 @@ fn open_index(config: &EngineConfig) -> Result<Index> {
         Ok(i) => Ok(i),
         Err(e) => {
             tracing::warn!(error = %e, path = %path.display(), "index unreadable; rebuilding it from the segments");
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            // Whatever is in the way goes: a directory of damaged sled files,
+            // or a file (or symlink) where the directory should be.
+            let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| Error::io(&path, e))?;
             Index::open(&path, config.index_cache_bytes)
         }
     }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::durability::rewrite_atomic;
 use crate::error::{Error, Result};
-use crate::index::{Index, IndexUpdate, MinuteKey, SegmentMeta};
+use crate::index::{expand_minutes, Index, IndexUpdate, MinuteKey, SegmentMeta};
 use crate::keys::Keys;
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource, ThresholdRow};
 use crate::segment::compact::{peek_info, CompactInfo, CompactSegment};
@@ -508,9 +508,10 @@ pub fn expected_index(state: &State, keys: &Keys, watermark: u64) -> IndexUpdate
         clear_thresholds: true,
         ..Default::default()
     };
-    for (minute, key, m) in state.log_stats.all_minutes() {
+    for (hour, key, kh) in state.log_stats.all_hours() {
         let (s, v) = keys.name(key);
-        u.minutes.insert((minute, s.to_string(), v.to_string()), m);
+        u.minutes
+            .insert((hour, s.to_string(), v.to_string()), kh.minutes);
     }
     u.thresholds = state.thresholds.rows().cloned().collect();
     for (ds, t) in &state.tables {
@@ -543,7 +544,7 @@ pub fn segment_meta(seg: &Segment) -> SegmentMeta {
 /// disagree (or it was missing). Returns whether it was rebuilt.
 pub fn reconcile_index(index: &Index, expected: IndexUpdate) -> Result<bool> {
     let same = index.watermark()? == expected.watermark
-        && index.minutes()? == expected.minutes
+        && expand_minutes(&index.minutes()?) == expand_minutes(&expected.minutes)
         && same_thresholds(index.thresholds()?, &expected.thresholds)
         && index.segments()? == expected.segments;
     if same {
@@ -573,5 +574,5 @@ fn same_thresholds(mut a: Vec<(ThresholdRow, u64)>, b: &[(ThresholdRow, u64)]) -
 
 /// Minute counts as the index stores them, for tests and tools.
 pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<MinuteKey, MinuteStat> {
-    expected_index(state, keys, 0).minutes
+    expand_minutes(&expected_index(state, keys, 0).minutes)
 }

@@ -189,6 +189,38 @@ impl Row<'_> {
         }
     }
 
+    /// An upper bound of the encoded body's length, for sizing buffers.
+    pub fn encoded_len_hint(&self) -> usize {
+        match self {
+            Row::Log(r) => {
+                [
+                    &r.service,
+                    &r.severity,
+                    &r.server_id,
+                    &r.message,
+                    &r.error_code,
+                    &r.resource_id,
+                    &r.metadata,
+                ]
+                .iter()
+                .map(|s| s.len() + 9)
+                .sum::<usize>()
+                    + 5
+            }
+            Row::Threshold(t) => t.service.len() + t.severity.len() + 40,
+            Row::Quarantine(_, q) => {
+                q.raw.len()
+                    + q.import_id.len()
+                    + q.error
+                        .iter()
+                        .chain(&q.error_column)
+                        .map(|s| s.len() + 9)
+                        .sum::<usize>()
+                    + 40
+            }
+        }
+    }
+
     /// Appends the record body (bincode) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let opts = body_options();

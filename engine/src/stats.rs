@@ -1,7 +1,9 @@
 //! In-memory per-minute counts of `system_logs` per (service, severity) key,
 //! the hot copy of the sled index that queries read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 /// Rows of one key in one minute, with the first and last second seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,6 +85,15 @@ impl LogStats {
         self.hours.range(first..=last).map(|(h, s)| (*h, s))
     }
 
+    /// The 60 minute counts of a key in an hour.
+    pub fn hour_minutes(&self, hour: u32, key: u32) -> [MinuteStat; 60] {
+        self.hours
+            .get(&hour)
+            .and_then(|h| h.get(&key))
+            .map(|k| k.minutes)
+            .unwrap_or([MinuteStat::default(); 60])
+    }
+
     pub fn minute(&self, minute: u32, key: u32) -> MinuteStat {
         self.hours
             .get(&(minute / 60))
@@ -97,6 +108,13 @@ impl LogStats {
 
     pub fn clear(&mut self) {
         self.hours.clear();
+    }
+
+    /// Every (hour, key, stats).
+    pub fn all_hours(&self) -> impl Iterator<Item = (u32, u32, &KeyHour)> + '_ {
+        self.hours
+            .iter()
+            .flat_map(|(h, keys)| keys.iter().map(move |(k, kh)| (*h, *k, &**kh)))
     }
 
     /// Every non-empty (minute, key, stat), for index checks.

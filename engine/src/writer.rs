@@ -4,7 +4,7 @@
 //! caller that asked for durability (group commit), and hands index updates
 //! to the index thread.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,8 +23,12 @@ use crate::segment::format::{encode_frame, Header, FRAME_HEADER_LEN, HEADER_LEN,
 use crate::segment::mmap::SegmentMap;
 use crate::segment::writer::OpenSegment;
 use crate::segment::{Entry, Segment, SegmentId};
+use crate::state::State;
 
 pub(crate) mod maintenance;
+
+/// Pause of the index thread before applying an update.
+const INDEX_PAUSE: Duration = Duration::from_millis(50);
 
 /// Close a segment's append handle after this long without writes.
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
@@ -118,7 +122,7 @@ impl Writer {
     ) -> Writer {
         Writer {
             shared,
-            open: HashMap::new(),
+            open: HashMap::default(),
             metas,
             next_seq,
             pending: IndexUpdate {
@@ -251,7 +255,7 @@ impl Writer {
     fn write_batch(&mut self, batch: &Batch) -> Result<Written> {
         let n = batch.rows.len();
         let mut groups: Vec<((DataSource, u32), Vec<usize>)> = Vec::new();
-        let mut slot: HashMap<(DataSource, u32), usize> = HashMap::new();
+        let mut slot: HashMap<(DataSource, u32), usize> = HashMap::default();
         for (i, r) in batch.rows.iter().enumerate() {
             let k = (r.ds, r.ts / 3600);
             let g = *slot.entry(k).or_insert_with(|| {
@@ -395,62 +399,72 @@ impl Writer {
     /// Makes a group of written batches visible, all under one write lock.
     fn publish(&mut self, written: &[(Written, Durability, Reply<AppendReceipt>)]) {
         let shared = self.shared.clone();
-        let mut touched_minutes: HashSet<(u32, u32)> = HashSet::new();
-        let mut touched_segs: HashSet<(DataSource, SegmentId)> = HashSet::new();
-        let mut st = shared.state.write();
+        let mut touched_minutes: FxHashSet<(u32, u32)> = FxHashSet::default();
+        let mut touched_segs: FxHashSet<(DataSource, SegmentId)> = FxHashSet::default();
+        let mut guard = shared.state.write();
+        let State {
+            tables,
+            log_stats,
+            thresholds,
+        } = &mut *guard;
         for (w, _, _) in written {
-            for (ds, id, e, seq) in &w.rows {
-                let (path, map, end) = w.file_of(*ds, *id);
-                let table = st.table_mut(*ds);
-                let seg = table.segments.entry(*id).or_insert_with(|| Segment {
-                    id: *id,
+            // Rows of one segment are contiguous: handle them as runs.
+            for run in w.rows.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+                let (ds, id) = (run[0].0, run[0].1);
+                let (path, map, end) = w.file_of(ds, id);
+                let table = tables.get_mut(&ds).expect("every data source has a table");
+                let seg = table.segments.entry(id).or_insert_with(|| Segment {
+                    id,
                     path: path.clone(),
                     map: map.clone(),
                     entries: Vec::new(),
                     appendable: true,
                     compact: None,
                 });
-                seg.entries.push(*e);
-                table.rows += 1;
-                touched_segs.insert((*ds, *id));
-                // Batches are published in order, so the map ends up the
-                // newest one of the file.
-                if !Arc::ptr_eq(&seg.map, map) {
-                    seg.map = map.clone();
-                }
-                let meta = self.metas.entry((*ds, *id)).or_insert_with(|| SegmentMeta {
+                seg.map = map.clone();
+                seg.entries.extend(run.iter().map(|r| r.2));
+                table.rows += run.len() as u64;
+                touched_segs.insert((ds, id));
+                let meta = self.metas.entry((ds, id)).or_insert_with(|| SegmentMeta {
                     min_ts: u32::MAX,
                     min_seq: u64::MAX,
                     ..Default::default()
                 });
-                meta.rows += 1;
-                meta.min_ts = meta.min_ts.min(e.ts);
-                meta.max_ts = meta.max_ts.max(e.ts);
-                meta.min_seq = meta.min_seq.min(*seq);
-                meta.max_seq = meta.max_seq.max(*seq);
+                meta.rows += run.len() as u64;
                 meta.bytes = end as u64;
-                if *ds == DataSource::SystemLogs {
-                    touched_minutes.insert((st.log_stats.add(e.ts, e.key), e.key));
+                let mut last = None;
+                for (_, _, e, seq) in run {
+                    meta.min_ts = meta.min_ts.min(e.ts);
+                    meta.max_ts = meta.max_ts.max(e.ts);
+                    meta.min_seq = meta.min_seq.min(*seq);
+                    meta.max_seq = meta.max_seq.max(*seq);
+                    if ds == DataSource::SystemLogs {
+                        let k = (log_stats.add(e.ts, e.key) / 60, e.key);
+                        if last != Some(k) {
+                            touched_minutes.insert(k);
+                            last = Some(k);
+                        }
+                    }
                 }
             }
             for (t, seq) in &w.thresholds {
                 // The index stores the last row it is given per key: give
                 // it only rows that are in force.
-                if st.thresholds.apply(t.clone(), *seq) {
+                if thresholds.apply(t.clone(), *seq) {
                     self.pending.thresholds.push((t.clone(), *seq));
                 }
             }
         }
         let keys = shared.keys.read();
-        for (minute, key) in touched_minutes {
+        for (hour, key) in touched_minutes {
             let (s, v) = keys.name(key);
             self.pending.minutes.insert(
-                (minute, s.to_string(), v.to_string()),
-                st.log_stats.minute(minute, key),
+                (hour, s.to_string(), v.to_string()),
+                log_stats.hour_minutes(hour, key),
             );
         }
         drop(keys);
-        drop(st);
+        drop(guard);
         for k in touched_segs {
             self.pending
                 .segments
@@ -579,6 +593,9 @@ impl Writer {
 /// The index thread: applies merged updates to sled, one batch at a time.
 pub(crate) fn run_indexer(shared: Arc<Shared>, rx: Receiver<IndexUpdate>) {
     while let Ok(mut u) = rx.recv() {
+        // Let updates pile up briefly: they merge (values are absolute), so
+        // a busy writer costs sled one batch per pause, not one per group.
+        std::thread::sleep(INDEX_PAUSE);
         while let Ok(more) = rx.try_recv() {
             u.merge(more);
         }

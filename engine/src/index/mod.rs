@@ -5,7 +5,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `m` minute:u32be svc_len:u8 service sev_len:u8 severity | count:u32le min_sec:u8 max_sec:u8 |
+//! | `m` hour:u32be svc_len:u8 service sev_len:u8 severity | per non-empty minute: minute_of_hour:u8 count:u32le min_sec:u8 max_sec:u8 |
 //! | `t` service_len:u32be service severity | bincode (ThresholdRow, seq:u64) |
 //! | `s` datasource:u8 hour:u32be file_no:u32be | bincode SegmentMeta |
 //! | `w` | watermark: last seq applied, u64le |
@@ -35,14 +35,33 @@ pub struct SegmentMeta {
     pub max_seq: u64,
 }
 
-/// A minute count keyed by names (ids are not persisted).
+/// A minute count keyed by names (ids are not persisted): (minute, service, severity).
 pub type MinuteKey = (u32, String, String);
+/// An hour of minute counts keyed by names: (hour, service, severity).
+pub type HourKey = (u32, String, String);
+
+/// The 60 minute counts of one key in one hour.
+pub type HourMinutes = [MinuteStat; 60];
+
+/// Expands hour records into per-minute counts (non-empty minutes only).
+pub fn expand_minutes(hours: &HashMap<HourKey, HourMinutes>) -> HashMap<MinuteKey, MinuteStat> {
+    let mut out = HashMap::new();
+    for ((hour, svc, sev), mins) in hours {
+        for (i, m) in mins.iter().enumerate().filter(|(_, m)| m.count > 0) {
+            out.insert((hour * 60 + i as u32, svc.clone(), sev.clone()), *m);
+        }
+    }
+    out
+}
 
 /// Changes to apply in one batch. Values are absolute, so applying the
 /// newest value of a key is enough when several updates are merged.
 #[derive(Default, Debug)]
 pub struct IndexUpdate {
-    pub minutes: HashMap<MinuteKey, MinuteStat>,
+    /// Per-minute counts, one record per (hour, service, severity): sled
+    /// rewrites a whole value on every write, so one key per minute costs
+    /// 60x the writes and far more memory during backfills.
+    pub minutes: HashMap<HourKey, HourMinutes>,
     pub thresholds: Vec<(ThresholdRow, u64)>,
     pub segments: HashMap<(u8, SegmentId), SegmentMeta>,
     pub dropped_segments: Vec<(u8, SegmentId)>,
@@ -92,10 +111,10 @@ fn ierr(e: sled::Error) -> Error {
     Error::Index(e.to_string())
 }
 
-fn minute_key(minute: u32, service: &str, severity: &str) -> Vec<u8> {
+fn minute_key(hour: u32, service: &str, severity: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(7 + service.len() + severity.len());
     k.push(b'm');
-    k.extend_from_slice(&minute.to_be_bytes());
+    k.extend_from_slice(&hour.to_be_bytes());
     k.push(service.len() as u8);
     k.extend_from_slice(service.as_bytes());
     k.push(severity.len() as u8);
@@ -103,13 +122,39 @@ fn minute_key(minute: u32, service: &str, severity: &str) -> Vec<u8> {
     k
 }
 
-fn parse_minute_key(k: &[u8]) -> Option<MinuteKey> {
-    let minute = u32::from_be_bytes(k.get(1..5)?.try_into().ok()?);
+fn parse_minute_key(k: &[u8]) -> Option<HourKey> {
+    let hour = u32::from_be_bytes(k.get(1..5)?.try_into().ok()?);
     let sl = *k.get(5)? as usize;
     let service = std::str::from_utf8(k.get(6..6 + sl)?).ok()?;
     let vl = *k.get(6 + sl)? as usize;
     let severity = std::str::from_utf8(k.get(7 + sl..7 + sl + vl)?).ok()?;
-    Some((minute, service.to_string(), severity.to_string()))
+    Some((hour, service.to_string(), severity.to_string()))
+}
+
+fn encode_minutes(mins: &HourMinutes) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (i, m) in mins.iter().enumerate().filter(|(_, m)| m.count > 0) {
+        v.push(i as u8);
+        v.extend_from_slice(&m.count.to_le_bytes());
+        v.extend_from_slice(&[m.min_sec, m.max_sec]);
+    }
+    v
+}
+
+fn decode_minutes(v: &[u8]) -> Option<HourMinutes> {
+    let mut mins = [MinuteStat::default(); 60];
+    if v.len() % 7 != 0 {
+        return None;
+    }
+    for c in v.chunks_exact(7) {
+        let slot = mins.get_mut(c[0] as usize)?;
+        *slot = MinuteStat {
+            count: u32::from_le_bytes(c[1..5].try_into().ok()?),
+            min_sec: c[5],
+            max_sec: c[6],
+        };
+    }
+    Some(mins)
 }
 
 fn threshold_key(service: &str, severity: &str) -> Vec<u8> {
@@ -166,13 +211,12 @@ impl Index {
                 b.remove(k.map_err(ierr)?);
             }
         }
-        for ((minute, svc, sev), m) in &u.minutes {
-            let k = minute_key(*minute, svc, sev);
-            if m.count == 0 {
+        for ((hour, svc, sev), mins) in &u.minutes {
+            let k = minute_key(*hour, svc, sev);
+            let v = encode_minutes(mins);
+            if v.is_empty() {
                 b.remove(k);
             } else {
-                let mut v = m.count.to_le_bytes().to_vec();
-                v.extend_from_slice(&[m.min_sec, m.max_sec]);
                 b.insert(k, v);
             }
         }
@@ -204,24 +248,15 @@ impl Index {
     }
 
     /// Every minute count stored.
-    pub fn minutes(&self) -> Result<HashMap<MinuteKey, MinuteStat>> {
+    pub fn minutes(&self) -> Result<HashMap<HourKey, HourMinutes>> {
         let mut out = HashMap::new();
         for kv in self.db.scan_prefix(b"m") {
             let (k, v) = kv.map_err(ierr)?;
             let key =
                 parse_minute_key(&k).ok_or_else(|| Error::Index("malformed minute key".into()))?;
-            if v.len() != 6 {
-                return Err(Error::Index("malformed minute value".into()));
-            }
-            let count = u32::from_le_bytes(v[0..4].try_into().expect("4 bytes"));
-            out.insert(
-                key,
-                MinuteStat {
-                    count,
-                    min_sec: v[4],
-                    max_sec: v[5],
-                },
-            );
+            let mins =
+                decode_minutes(&v).ok_or_else(|| Error::Index("malformed minute value".into()))?;
+            out.insert(key, mins);
         }
         Ok(out)
     }

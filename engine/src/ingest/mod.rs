@@ -19,6 +19,12 @@ pub use thresholds::parse_threshold;
 /// Largest encoded row accepted.
 pub const ROW_BYTES_MAX: usize = 1 << 20;
 
+/// Largest raw line a quarantine row keeps (`c__raw`): a longer line is kept
+/// cut at a character boundary, so that its quarantine row always fits in a
+/// segment record (`segment::format::MAX_BODY_LEN`) and the valid rows of
+/// the same request are stored.
+pub const QUARANTINE_RAW_MAX: usize = 1 << 20;
+
 /// The rows of one body, valid and quarantined, in line order.
 #[derive(Debug, Default)]
 pub struct Parsed<'a> {
@@ -155,7 +161,7 @@ fn finish_row<'a>(
                 error_column: errors.iter().map(|(c, _)| c.to_string()).collect(),
                 error: errors.into_iter().map(|(_, m)| m).collect(),
                 import_id: import.id.to_string(),
-                raw: String::from_utf8_lossy(line).into_owned(),
+                raw: quarantine_raw(line),
             };
             out.rows.push(Row::Quarantine(
                 ds.quarantine().unwrap_or(DataSource::SystemLogsQuarantine),
@@ -163,6 +169,29 @@ fn finish_row<'a>(
             ));
         }
     }
+}
+
+/// The raw text of a quarantined line, at most [`QUARANTINE_RAW_MAX`] bytes.
+fn quarantine_raw(line: &[u8]) -> String {
+    let mut head = &line[..line.len().min(QUARANTINE_RAW_MAX)];
+    if head.len() < line.len() {
+        // Cut inside a character: leave its first bytes out.
+        if let Err(e) = std::str::from_utf8(head) {
+            if e.error_len().is_none() {
+                head = &head[..e.valid_up_to()];
+            }
+        }
+    }
+    let mut raw = String::from_utf8_lossy(head).into_owned();
+    // Invalid bytes became 3-byte replacement characters: cut again.
+    if raw.len() > QUARANTINE_RAW_MAX {
+        let mut end = QUARANTINE_RAW_MAX;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        raw.truncate(end);
+    }
+    raw
 }
 
 /// Trims and checks a required key column.
