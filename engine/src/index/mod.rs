@@ -143,7 +143,7 @@ fn encode_minutes(mins: &HourMinutes) -> Vec<u8> {
 
 fn decode_minutes(v: &[u8]) -> Option<HourMinutes> {
     let mut mins = [MinuteStat::default(); 60];
-    if v.len() % 7 != 0 {
+    if !v.len().is_multiple_of(7) {
         return None;
     }
     for c in v.chunks_exact(7) {

@@ -126,7 +126,8 @@ pub fn replay_files(
             s.spawn(move || {
                 for mut chunk in rx {
                     let first = chunk.first_line;
-                    if let Err(e) = queue_chunk(engine, opts, &mut chunk, turn, &buf_tx, &queued_tx) {
+                    if let Err(e) = queue_chunk(engine, opts, &mut chunk, turn, &buf_tx, &queued_tx)
+                    {
                         fail(failure, turn, first, e);
                         return;
                     }
