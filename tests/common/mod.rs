@@ -176,6 +176,9 @@ pub struct Options {
     /// The admin token when it is configured some other way (config file,
     /// flag) than `LOGPULSE_ADMIN_TOKEN`.
     pub known_token: Option<String>,
+    /// A data dir of the caller's (e.g. on a small filesystem) instead of one
+    /// inside the daemon's temporary directory.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -185,6 +188,7 @@ impl Default for Options {
             admin_token: Some(format!("admin-{}", random_token())),
             env: Vec::new(),
             known_token: None,
+            data_dir: None,
         }
     }
 }
@@ -205,6 +209,12 @@ impl Options {
     pub fn admin_token_configured_elsewhere(mut self, token: &str) -> Options {
         self.admin_token = None;
         self.known_token = Some(token.to_string());
+        self
+    }
+
+    /// Uses `dir` as the data dir.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Options {
+        self.data_dir = Some(dir.into());
         self
     }
 
@@ -238,11 +248,20 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Options) -> Daemon {
+        Daemon::try_start_with(opts).unwrap_or_else(|e| panic!("logpulsed did not start: {e}"))
+    }
+
+    /// Starts a daemon; one that exits instead of becoming healthy (e.g.
+    /// refusing a damaged data dir) is an `Err` with its exit status and log.
+    pub fn try_start_with(opts: Options) -> Result<Daemon, String> {
         let root = tempfile::Builder::new()
             .prefix("logpulse-test-")
             .tempdir()
             .expect("tempdir");
-        let data_dir = root.path().join("data");
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| root.path().join("data"));
         let log_path = root.path().join("logpulsed.log");
         let mut d = Daemon {
             child: None,
@@ -259,12 +278,25 @@ impl Daemon {
             agent: ureq::agent(),
             _root: root,
         };
-        d.spawn();
-        d
+        d.try_spawn()?;
+        Ok(d)
     }
 
     /// Spawns the child on a fresh port and waits until it is healthy.
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("logpulsed did not start: {e}");
+        }
+    }
+
+    /// Like [`Self::start_again`], but a daemon that exits instead of
+    /// becoming healthy (e.g. refusing a damaged data dir) is an `Err` with
+    /// its exit status and the log it wrote during this attempt.
+    pub fn try_start_again(&mut self) -> Result<(), String> {
+        self.try_spawn()
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "daemon already running");
         let mut last_err = String::new();
         for _attempt in 0..5 {
@@ -312,7 +344,7 @@ impl Daemon {
                             .trim()
                             .to_string();
                     }
-                    return;
+                    return Ok(());
                 }
                 Err(e) => {
                     let tail = self.log_since(log_len);
@@ -328,7 +360,7 @@ impl Daemon {
                 }
             }
         }
-        panic!("logpulsed did not start: {last_err}");
+        Err(last_err)
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -670,7 +702,7 @@ pub fn raw_http(addr: SocketAddr, request: &[u8]) -> Resp {
 }
 
 /// Parses a complete response (by Content-Length or chunked encoding).
-fn parse_complete(buf: &[u8]) -> Option<Resp> {
+pub fn parse_complete(buf: &[u8]) -> Option<Resp> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -805,4 +837,122 @@ pub const SEED_TS: i64 = 1_685_629_800;
 /// Path of a file under the repository's `tests/` directory.
 pub fn tests_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests"))
+}
+
+// ----- Helpers of the reliability suite (crash loop, damage, disk full,
+// hostile input, soak). -----
+
+/// A `system_logs` row whose every field is derived from `id`, so that a row
+/// read back can be checked field by field ([`check_tagged`]). `id` must not
+/// contain `|`.
+pub fn tagged_row(id: &str, ts: i64) -> Value {
+    let h = fnv(id);
+    let services = ["auth", "db", "api", "cache"];
+    let severities = ["ERROR", "WARN", "INFO", "DEBUG"];
+    let pad = "x".repeat((h % 200) as usize);
+    serde_json::json!({
+        "timestamp": fmt_ts(ts),
+        "server_id": format!("srv-{}", h % 7),
+        "service": services[(h % 4) as usize],
+        "severity": severities[((h >> 8) % 4) as usize],
+        "message": id,
+        "error_code": format!("E{:04}", h % 10_000),
+        "resource_id": format!("res|{id}|{}", h % 1000),
+        "metadata": format!("{{\"id\":\"{id}\",\"pad\":\"{pad}\"}}"),
+    })
+}
+
+/// Asserts that a row as `recent_logs` returns it is exactly
+/// `tagged_row(message, timestamp)` (every column intact) and returns its
+/// (id, timestamp, service, severity).
+pub fn check_tagged(row: &Value) -> (String, i64, String, String) {
+    let id = row["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("row without a message: {row}"))
+        .to_string();
+    let ts_text = row["timestamp"].as_str().expect("timestamp").to_string();
+    let ts = parse_ts(&ts_text).unwrap_or_else(|| panic!("bad timestamp in {row}"));
+    let want = tagged_row(&id, ts);
+    for col in [
+        "timestamp",
+        "server_id",
+        "service",
+        "severity",
+        "message",
+        "error_code",
+        "resource_id",
+        "metadata",
+    ] {
+        assert_eq!(
+            row[col], want[col],
+            "garbled column {col} of row {id}: {row}"
+        );
+    }
+    (
+        id,
+        ts,
+        want["service"].as_str().unwrap().to_string(),
+        want["severity"].as_str().unwrap().to_string(),
+    )
+}
+
+/// FNV-1a of a string (stable across runs and platforms).
+pub fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS` (UTC) into Unix seconds.
+pub fn parse_ts(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 19 {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// A field of `/proc/<pid>/status` in kB (e.g. `RssAnon`).
+pub fn proc_status_kb(pid: i32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Open file descriptors of a process.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A seed for the random choices of a test: `LP_SEED` if set (to replay a
+/// failure), else a fresh one. The test prints it.
+pub fn seed() -> u64 {
+    std::env::var("LP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen())
+}
+
+/// An env knob of the long runs: `name` parsed, or `default`.
+pub fn env_knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
