@@ -835,7 +835,7 @@ impl CompactSegment {
                 "block checksum mismatch",
             ));
         }
-        let out = zstd::bulk::decompress(bytes, raw as usize).map_err(|e| {
+        let out = decompress(bytes, raw as usize).map_err(|e| {
             Error::corrupt(&self.path, offset, format!("undecompressable block: {e}"))
         })?;
         if out.len() != raw as usize {
@@ -921,6 +921,22 @@ impl CompactSegment {
         }
         problems
     }
+}
+
+/// zstd decompression through a context kept per thread: creating one per
+/// block costs more than decompressing a small block.
+fn decompress(bytes: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DCTX.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("set above").decompress(bytes, capacity)
+    })
 }
 
 fn parse_directory(
