@@ -15,6 +15,8 @@ enum Act {
     Accept,
     Status(u16, u32),
     Hangup,
+    /// 202 with a body that is not the Events API's answer.
+    Garbled,
 }
 
 #[derive(Default)]
@@ -75,6 +77,9 @@ fn handle(conn: TcpStream, script: &[Act], seen: &Mutex<Seen>) -> bool {
         let rows = body.lines().filter(|l| !l.trim().is_empty()).count();
         let reply = match script.get(n).copied().unwrap_or(Act::Accept) {
             Act::Hangup => return false,
+            Act::Garbled => {
+                "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok".to_string()
+            }
             Act::Accept => format!(
                 "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
                 body_json(rows).len(),
@@ -246,4 +251,35 @@ fn no_answer_at_all_gives_up_after_the_attempts() {
         err.contains("not delivered after 2 attempts") && err.contains("--from-line 0"),
         "{err}"
     );
+}
+
+#[test]
+fn an_unreadable_acceptance_stops_after_that_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("in.ndjson");
+    write_lines(&f, &lines(25));
+    let (url, seen) = serve(vec![Act::Accept, Act::Garbled]);
+    let out = run(
+        replay_bin(),
+        &[
+            "--url",
+            &url,
+            "--token",
+            "t",
+            "--datasource",
+            "system_logs",
+            "--batch-rows",
+            "10",
+            path_str(&f),
+        ],
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("accepted but its answer is unreadable"),
+        "{err}"
+    );
+    // The garbled batch was stored: resume after it, not at it.
+    assert!(err.contains("resume with --from-line 20"), "{err}");
+    assert_eq!(seen.lock().unwrap().requests.len(), 2);
 }

@@ -62,7 +62,11 @@ enum Outcome {
         successful: u64,
         quarantined: u64,
     },
-    /// Refused for good; nothing of it was stored (or it is unknown).
+    /// Accepted (2xx), but the counts could not be read: the replay stops
+    /// after this batch.
+    StoredUncounted(anyhow::Error),
+    /// Refused for good, or no answer after every attempt: not stored (or
+    /// unknown, after no answer).
     Failed(anyhow::Error),
 }
 
@@ -104,6 +108,11 @@ pub fn replay_files(
                 summary.next_line = chunk.first_line + chunk.lines;
                 progress.rows(summary.stored + summary.quarantined);
                 true
+            }
+            Outcome::StoredUncounted(e) => {
+                summary.next_line = chunk.first_line + chunk.lines;
+                failure = Some(e);
+                false
             }
             Outcome::Failed(e) => {
                 failure = Some(e);
@@ -162,7 +171,7 @@ fn deliver(
                         successful,
                         quarantined,
                     },
-                    Err(e) => Outcome::Failed(anyhow!(
+                    Err(e) => Outcome::StoredUncounted(anyhow!(
                         "batch of {span} was accepted but its answer is unreadable: {e}"
                     )),
                 }
