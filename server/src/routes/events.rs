@@ -22,8 +22,43 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = Params::from_query(q.as_deref());
-    let principal = app.auth.authenticate(&headers, params.get("token"))?;
+    let mut body = Some(body);
+    let res = handle(&app, q.as_deref(), &headers, &mut body).await;
+    let refused = res.is_err();
+    if let (true, Some(unread)) = (refused, body) {
+        // Answering before the client finished sending would make it see a
+        // broken pipe instead of our error: read the rest first (bounded).
+        drain(unread, app.config.max_body_bytes, DRAIN_TIMEOUT).await;
+    }
+    res
+}
+
+/// Longest wait for a refused request's body to arrive.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn drain(body: Body, max: usize, timeout: Duration) {
+    use http_body_util::BodyExt;
+    let read = async {
+        let mut body = body;
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > max {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+}
+
+async fn handle(
+    app: &AppState,
+    q: Option<&str>,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
+    let params = Params::from_query(q);
+    let principal = app.auth.authenticate(headers, params.get("token"))?;
     let name = params
         .get("name")
         .ok_or_else(|| ApiError::BadRequest("missing parameter name".into()))?
@@ -53,7 +88,8 @@ pub async fn post(
         ));
     };
     let timeout = Duration::from_millis(app.config.request_timeout_ms);
-    let body = read_body(body, &headers, app.config.max_body_bytes, timeout).await?;
+    let body = body.take().expect("body is read once");
+    let body = read_body(body, headers, app.config.max_body_bytes, timeout).await?;
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
