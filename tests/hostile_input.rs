@@ -541,9 +541,13 @@ fn two_thousand_concurrent_connections_are_each_answered() {
             "hostile_input: open-files limit {limit}: {conns_n} connections instead of {WANTED}"
         );
     }
+    // Opening thousands of connections can take seconds on a loaded
+    // machine: the first must not reach the header read timeout meanwhile.
     let d = Daemon::options()
         .arg("--max-connections")
         .arg("4096")
+        .arg("--header-read-timeout-ms")
+        .arg("60000")
         .start();
     d.ingest("system_logs", &[tagged_row("warm", SEED_TS)], true);
     let baseline = fd_count(d.pid());

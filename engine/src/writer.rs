@@ -231,6 +231,7 @@ impl Writer {
                     let _ = reply.send(Err(e));
                 }
             }
+            self.shared.buffers.put(batch);
         }
         if written.is_empty() {
             return;

@@ -32,6 +32,7 @@ pub struct AppInner {
     /// Event requests being read, parsed or written at once; more get 429,
     /// so that memory stays bounded whatever the load.
     pub ingest_slots: tokio::sync::Semaphore,
+    pub body_buffers: BodyBuffers,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -127,6 +128,19 @@ pub async fn read_body(
     max: usize,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::new();
+    read_body_into(body, headers, max, timeout, &mut buf).await?;
+    Ok(Bytes::from(buf))
+}
+
+/// [`read_body`] into a caller's (reused) buffer, which is cleared first.
+pub async fn read_body_into(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+    timeout: Duration,
+    buf: &mut Vec<u8>,
+) -> Result<(), ApiError> {
     let too_large =
         || ApiError::TooLarge(format!("request body is larger than the {max}-byte limit"));
     let declared = headers
@@ -136,9 +150,10 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
+    buf.clear();
+    buf.reserve(declared.unwrap_or(0) as usize);
     let read = async {
         let mut body = body;
-        let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
         while let Some(frame) = body.frame().await {
             let frame =
                 frame.map_err(|e| ApiError::BadRequest(format!("reading request body: {e}")))?;
@@ -149,7 +164,7 @@ pub async fn read_body(
                 buf.extend_from_slice(&data);
             }
         }
-        Ok(Bytes::from(buf))
+        Ok(())
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(r) => r,
@@ -157,6 +172,31 @@ pub async fn read_body(
             "request body not received within {} ms",
             timeout.as_millis()
         ))),
+    }
+}
+
+/// Request-body buffers kept for reuse: a fresh multi-megabyte buffer per
+/// request costs a page fault per 4 KiB.
+#[derive(Default)]
+pub struct BodyBuffers {
+    spare: parking_lot::Mutex<Vec<Vec<u8>>>,
+}
+
+impl BodyBuffers {
+    const KEEP: usize = 8;
+
+    pub fn take(&self) -> Vec<u8> {
+        self.spare.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps `buf` if it is no larger than `max_bytes` and few are kept.
+    pub fn put(&self, buf: Vec<u8>, max_bytes: usize) {
+        if buf.capacity() <= max_bytes {
+            let mut spare = self.spare.lock();
+            if spare.len() < Self::KEEP {
+                spare.push(buf);
+            }
+        }
     }
 }
 

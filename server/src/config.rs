@@ -52,6 +52,9 @@ pub struct Args {
     /// Event requests handled at once; more are answered 429 [default: 32].
     #[arg(long, env = "LOGPULSE_INGEST_CONCURRENCY_MAX")]
     pub ingest_concurrency_max: Option<usize>,
+    /// Time a client has to send a request's headers [default: 10000].
+    #[arg(long, env = "LOGPULSE_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
     /// Simultaneous connections; more are refused [default: 1024].
     #[arg(long, env = "LOGPULSE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -75,6 +78,7 @@ pub struct FileConfig {
     pub queue_batches_max: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
+    pub header_read_timeout_ms: Option<u64>,
     pub ingest_concurrency_max: Option<usize>,
     pub log: Option<String>,
 }
@@ -93,6 +97,7 @@ pub struct Config {
     pub queue_batches_max: usize,
     pub request_timeout_ms: u64,
     pub max_connections: usize,
+    pub header_read_timeout_ms: u64,
     pub ingest_concurrency_max: usize,
     pub log: String,
 }
@@ -150,6 +155,11 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(1024)
+                .max(1),
+            header_read_timeout_ms: args
+                .header_read_timeout_ms
+                .or(file.header_read_timeout_ms)
+                .unwrap_or(10_000)
                 .max(1),
             ingest_concurrency_max: args
                 .ingest_concurrency_max

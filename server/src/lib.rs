@@ -46,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         workspace_id,
         shutting_down: AtomicBool::new(false),
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
+        body_buffers: Default::default(),
     });
     let router = app::app(state.clone());
     info!(%addr, data_dir = %config.data_dir.display(), "listening");
@@ -57,7 +58,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         st.shutting_down.store(true, Ordering::Relaxed);
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     };
-    serve::serve(listener, router, config.max_connections, shutdown).await;
+    let header_timeout = std::time::Duration::from_millis(config.header_read_timeout_ms);
+    serve::serve(
+        listener,
+        router,
+        config.max_connections,
+        header_timeout,
+        shutdown,
+    )
+    .await;
     let res = tokio::task::spawn_blocking(move || storage.close()).await?;
     match res {
         Ok(()) => info!("storage synced and closed"),

@@ -6,13 +6,12 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use logpulse_engine::ingest::{parse_body, Import};
 use logpulse_engine::{DataSource, Durability};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::app::{blocking, read_body, AppState};
+use crate::app::{blocking, read_body_into, AppState};
 use crate::error::ApiError;
 use crate::params::Params;
 
@@ -89,13 +88,23 @@ async fn handle(
     };
     let timeout = Duration::from_millis(app.config.request_timeout_ms);
     let body = body.take().expect("body is read once");
-    let body = read_body(body, headers, app.config.max_body_bytes, timeout).await?;
+    let max = app.config.max_body_bytes;
+    let mut buf = app.body_buffers.take();
+    if let Err(e) = read_body_into(body, headers, max, timeout, &mut buf).await {
+        app.body_buffers.put(buf, max);
+        return Err(e);
+    }
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
     let app2 = app.clone();
-    let res = blocking(move || ingest(&app2, ds, body, gzip, wait)).await;
+    let res = blocking(move || {
+        let res = ingest(&app2, ds, &buf, gzip, wait);
+        app2.body_buffers.put(buf, max);
+        res
+    })
+    .await;
     if matches!(
         res,
         Err(ApiError::RateLimited(_)) | Err(ApiError::Unavailable(_))
@@ -115,14 +124,14 @@ async fn handle(
 fn ingest(
     app: &AppState,
     ds: DataSource,
-    body: Bytes,
+    body: &[u8],
     gzip: bool,
     wait: bool,
 ) -> Result<(u64, u64), ApiError> {
-    let data = if gzip {
-        gunzip(&body, app.config.max_decompressed_bytes)?
+    let data: std::borrow::Cow<[u8]> = if gzip {
+        std::borrow::Cow::Owned(gunzip(body, app.config.max_decompressed_bytes)?)
     } else {
-        body.to_vec()
+        std::borrow::Cow::Borrowed(body)
     };
     let import_id = crate::auth::generate_token().split_off(3)[..16].to_string();
     let parsed = parse_body(
