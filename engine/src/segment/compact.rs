@@ -225,7 +225,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { zstd_level: 9 }
+        WriteOptions { zstd_level: 3 }
     }
 }
 
