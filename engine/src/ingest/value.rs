@@ -30,18 +30,48 @@ pub fn string<'a>(
     match raw.as_bytes()[0] {
         b'"' => {
             let inner = &raw[1..raw.len() - 1];
-            if inner.contains('\\') {
-                serde_json::from_str::<String>(raw)
-                    .map(Cow::Owned)
-                    .map_err(|e| (col, e.to_string()))
-            } else {
-                Ok(Cow::Borrowed(inner))
+            match memchr::memchr(b'\\', inner.as_bytes()) {
+                None => Ok(Cow::Borrowed(inner)),
+                Some(first) => match unescape_simple(inner, first) {
+                    Some(s) => Ok(Cow::Owned(s)),
+                    None => serde_json::from_str::<String>(raw)
+                        .map(Cow::Owned)
+                        .map_err(|e| (col, e.to_string())),
+                },
             }
         }
         b'{' | b'[' if allow_json => Ok(Cow::Owned(compact_json(raw))),
         b'{' | b'[' => Err((col, "expected a string, got a JSON object or array".into())),
         _ => Ok(Cow::Borrowed(raw)),
     }
+}
+
+/// Unescapes the inside of a JSON string literal that serde_json already
+/// validated, starting at its first backslash. `None` for `\\u` escapes (left
+/// to serde_json, which also handles surrogate pairs).
+fn unescape_simple(inner: &str, first: usize) -> Option<String> {
+    let b = inner.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    let mut next = Some(first);
+    while let Some(p) = next {
+        out.push_str(&inner[i..p]);
+        out.push(match b.get(p + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            _ => return None,
+        });
+        i = p + 2;
+        next = memchr::memchr(b'\\', &b[i..]).map(|q| q + i);
+    }
+    out.push_str(&inner[i..]);
+    Some(out)
 }
 
 /// Removes insignificant white space from valid JSON text.
@@ -113,5 +143,26 @@ pub fn flag(col: &'static str, v: &RawValue) -> Result<u8, FieldError> {
         "1" | "true" => Ok(1),
         "0" | "false" => Ok(0),
         _ => Err((col, format!("expected 0 or 1, got {raw}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_unescape_agrees_with_serde_json() {
+        for lit in [
+            r#""{\"ip\": \"192.168.1.1\"}""#,
+            r#""a\\b\/c\n\r\t\b\f""#,
+            r#""\\\\\"""#,
+            r#""ünï\"cødé\\""#,
+            r#""mixed \u00e9 and \n""#,
+            r#""pair \ud83d\ude00""#,
+        ] {
+            let raw: &RawValue = serde_json::from_str(lit).unwrap();
+            let want: String = serde_json::from_str(lit).unwrap();
+            assert_eq!(string("c", raw, false).unwrap(), want, "{lit}");
+        }
     }
 }
