@@ -43,6 +43,27 @@ impl AppInner {
     }
 }
 
+/// The authenticated caller of a request, with its query parameters. The
+/// token comes from `Authorization: Bearer` or the `token` parameter; a
+/// missing one is a 401 and an unknown one a 403, before the handler runs.
+pub struct Caller {
+    pub who: crate::auth::Principal,
+    pub params: crate::params::Params,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &AppState,
+    ) -> Result<Caller, ApiError> {
+        let params = crate::params::Params::from_query(parts.uri.query());
+        let who = app.auth.authenticate(&parts.headers, params.get("token"))?;
+        Ok(Caller { who, params })
+    }
+}
+
 /// Every route of the API.
 pub fn app(state: AppState) -> Router {
     Router::new()

@@ -1,15 +1,13 @@
 //! The Data Sources API: list, show with statistics, truncate.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
 use axum::response::Json;
 use logpulse_engine::DataSource;
 use serde_json::{json, Value};
 
-use crate::app::{blocking, AppState};
+use crate::app::{blocking, AppState, Caller};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::params::Params;
 
 fn describe(app: &AppState, ds: DataSource) -> Value {
     let s = app.storage.datasource_stats(ds);
@@ -33,17 +31,10 @@ fn can_see(p: &Principal, ds: DataSource) -> bool {
     p.has("DATASOURCES:READ", ds.name()) || p.has("DATASOURCES:APPEND", ds.name())
 }
 
-fn principal(app: &AppState, q: Option<&str>, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let p = Params::from_query(q);
-    app.auth.authenticate(headers, p.get("token"))
-}
-
 pub async fn list(
     State(app): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    Caller { who, .. }: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&app, q.as_deref(), &headers)?;
     let all: Vec<Value> = DataSource::ALL
         .into_iter()
         .filter(|ds| can_see(&who, *ds))
@@ -60,10 +51,8 @@ fn lookup(name: &str) -> Result<DataSource, ApiError> {
 pub async fn show(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    Caller { who, .. }: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&app, q.as_deref(), &headers)?;
     let ds = lookup(&name)?;
     if !can_see(&who, ds) {
         return Err(ApiError::Forbidden(format!(
@@ -76,10 +65,9 @@ pub async fn show(
 pub async fn truncate(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&app, q.as_deref(), &headers)?.require_admin()?;
+    caller.who.require_admin()?;
     let ds = lookup(&name)?;
     let storage = app.storage.clone();
     blocking(move || storage.truncate(ds).map_err(ApiError::from)).await?;

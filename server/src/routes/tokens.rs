@@ -1,38 +1,21 @@
 //! The Tokens API (admin only): create, list, delete scoped tokens.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
 use axum::response::Json;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use crate::app::{AppState, Caller};
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::params::Params;
 
-fn admin(app: &AppState, p: &Params, headers: &HeaderMap) -> Result<(), ApiError> {
-    app.auth
-        .authenticate(headers, p.get("token"))?
-        .require_admin()
-}
-
-pub async fn list(
-    State(app): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let p = Params::from_query(q.as_deref());
-    admin(&app, &p, &headers)?;
+pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.who.require_admin()?;
     Ok(Json(json!({ "tokens": app.auth.list() })))
 }
 
-pub async fn create(
-    State(app): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let p = Params::from_query(q.as_deref());
-    admin(&app, &p, &headers)?;
+pub async fn create(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.who.require_admin()?;
+    let p = caller.params;
     let name = p
         .get("name")
         .ok_or_else(|| ApiError::BadRequest("missing parameter name".into()))?;
@@ -54,11 +37,9 @@ pub async fn create(
 pub async fn show(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::from_query(q.as_deref());
-    admin(&app, &p, &headers)?;
+    caller.who.require_admin()?;
     let t = app
         .auth
         .list()
@@ -71,11 +52,9 @@ pub async fn show(
 pub async fn remove(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let p = Params::from_query(q.as_deref());
-    admin(&app, &p, &headers)?;
+    caller.who.require_admin()?;
     app.auth.delete(&name)?;
     tracing::info!(name = %name, "token deleted");
     Ok(Json(json!({ "result": "ok" })))
