@@ -121,6 +121,22 @@ pub struct LogRow<'a> {
 }
 
 impl LogRow<'_> {
+    /// Bytes of text in the row's seven string columns.
+    pub fn text_bytes(&self) -> usize {
+        [
+            &self.service,
+            &self.severity,
+            &self.server_id,
+            &self.message,
+            &self.error_code,
+            &self.resource_id,
+            &self.metadata,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum()
+    }
+
     pub fn into_owned(self) -> LogRow<'static> {
         LogRow {
             timestamp: self.timestamp,
@@ -192,21 +208,7 @@ impl Row<'_> {
     /// An upper bound of the encoded body's length, for sizing buffers.
     pub fn encoded_len_hint(&self) -> usize {
         match self {
-            Row::Log(r) => {
-                [
-                    &r.service,
-                    &r.severity,
-                    &r.server_id,
-                    &r.message,
-                    &r.error_code,
-                    &r.resource_id,
-                    &r.metadata,
-                ]
-                .iter()
-                .map(|s| s.len() + 9)
-                .sum::<usize>()
-                    + 5
-            }
+            Row::Log(r) => r.text_bytes() + 7 * 9 + 5,
             Row::Threshold(t) => t.service.len() + t.severity.len() + 40,
             Row::Quarantine(_, q) => {
                 q.raw.len()

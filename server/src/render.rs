@@ -99,15 +99,8 @@ fn csv_cell(out: &mut String, c: &Cell) {
             out.push_str(&s.replace('"', "\"\""));
             out.push('"');
         }
-        Cell::DateTime(t) => {
-            out.push('"');
-            write_datetime(out, *t);
-            out.push('"');
-        }
-        Cell::UInt(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Cell::Float(f) => json_float(out, *f),
+        // Numbers bare and DateTimes quoted, exactly as in JSON.
+        other => json_cell(out, other),
     }
 }
 

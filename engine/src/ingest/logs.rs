@@ -125,19 +125,8 @@ fn check_fields<'a>(f: Fields<'a>) -> Result<LogRow<'a>, Vec<FieldError>> {
     row.error_code = optional("error_code", &[f.error_code], false);
     row.resource_id = optional("resource_id", &[f.resource_id], false);
     row.metadata = optional("metadata", &[f.metadata], true);
-    let size = [
-        &row.service,
-        &row.severity,
-        &row.server_id,
-        &row.message,
-        &row.error_code,
-        &row.resource_id,
-        &row.metadata,
-    ]
-    .iter()
-    .map(|s| s.len() + 2)
-    .sum::<usize>()
-        + 5;
+    // Encoded size: the text plus a short length prefix per column and the timestamp.
+    let size = row.text_bytes() + 7 * 2 + 5;
     if size > ROW_BYTES_MAX {
         errs.push(("", format!("row of {size} bytes exceeds the 1 MiB limit")));
     }

@@ -6,23 +6,13 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use logpulse_engine::{AnomalyQuery, LogFilter};
+use logpulse_engine::{AnomalyQuery, DataSource, LogFilter};
 
 use crate::app::{read_body, AppState};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::render::{Cell, Format, Table};
 
-const RECENT_COLUMNS: &[(&str, &str)] = &[
-    ("timestamp", "DateTime"),
-    ("server_id", "String"),
-    ("service", "LowCardinality(String)"),
-    ("severity", "LowCardinality(String)"),
-    ("message", "String"),
-    ("error_code", "String"),
-    ("resource_id", "String"),
-    ("metadata", "String"),
-];
 const DISTRIBUTION_COLUMNS: &[(&str, &str)] = &[
     ("service", "LowCardinality(String)"),
     ("severity", "LowCardinality(String)"),
@@ -116,7 +106,13 @@ fn run(
                     ]
                 })
                 .collect();
-            let t = table(RECENT_COLUMNS, rows, r.rows_before_limit, t0, r.stats);
+            let t = table(
+                DataSource::SystemLogs.columns(),
+                rows,
+                r.rows_before_limit,
+                t0,
+                r.stats,
+            );
             Ok(t.render(format))
         }
         "error_distribution" => {
