@@ -19,7 +19,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{error_response, ApiError};
 use crate::metrics::Metrics;
-use crate::routes::{datasources, events, ops, pipes, tokens};
+use crate::routes::{datasources, events, ops, pipes, shippers, tokens};
 use crate::storage::Storage;
 
 pub struct AppInner {
@@ -83,6 +83,9 @@ pub fn app(state: AppState) -> Router {
             "/v0/tokens/{name}",
             get(tokens::show).delete(tokens::remove),
         )
+        .route("/v1/logs", post(shippers::otlp))
+        .route("/loki/api/v1/push", post(shippers::loki))
+        .merge(elasticsearch())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| {
@@ -95,8 +98,24 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("unknown route".into())
+/// The Elasticsearch routes, under the `/es` prefix clients are given.
+fn elasticsearch() -> Router<AppState> {
+    let bulk = post(shippers::bulk).put(shippers::bulk);
+    Router::new()
+        .route("/es", get(shippers::es_root).head(shippers::es_root))
+        .route("/es/", get(shippers::es_root).head(shippers::es_root))
+        .route("/es/_bulk", bulk.clone())
+        .route("/es/{index}/_bulk", bulk)
+        .layer(middleware::map_response(shippers::elastic_product))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/es/") {
+        // Still Elasticsearch to its clients, which call more APIs than _bulk.
+        let e = ApiError::NotFound("only GET /es/ and the _bulk API are served under /es".into());
+        return shippers::elastic_product(axum::response::IntoResponse::into_response(e)).await;
+    }
+    axum::response::IntoResponse::into_response(ApiError::NotFound("unknown route".into()))
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -115,6 +134,9 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
         Some("/v0/datasources") | Some("/v0/datasources/{name}") => "datasources",
         Some("/v0/datasources/{name}/truncate") => "truncate",
         Some("/v0/tokens") | Some("/v0/tokens/{name}") => "tokens",
+        Some("/v1/logs") => "otlp",
+        Some("/loki/api/v1/push") => "loki",
+        Some(p) if p.starts_with("/es") => "elasticsearch",
         _ => "other",
     };
     let method = req.method().clone();

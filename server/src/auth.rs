@@ -150,21 +150,26 @@ impl Auth {
         })
     }
 
-    /// The token of a request: `Authorization: Bearer` or the `token` parameter.
+    /// The token of a request: `Authorization: Bearer <token>`, HTTP Basic
+    /// whose password is the token (as Loki and Elasticsearch clients send),
+    /// or the `token` parameter.
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
     ) -> Result<Principal, ApiError> {
-        let header = headers
+        let value = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim())
+            .map(|v| v.trim());
+        let basic = value.and_then(basic_password);
+        let header = value
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(str::trim);
+            .map(str::trim)
+            .or(basic.as_deref());
         let Some(token) = header.or(query_token).filter(|t| !t.is_empty()) else {
             return Err(ApiError::Unauthorized(
                 "missing token: send Authorization: Bearer <token> or ?token=".into(),
@@ -226,6 +231,19 @@ impl Auth {
         logpulse_engine::durability::rewrite_private(&self.path, &data)
             .map_err(|e| ApiError::Internal(format!("saving tokens: {e}")))
     }
+}
+
+/// The password of an `Authorization: Basic` value.
+fn basic_password(v: &str) -> Option<String> {
+    use base64::Engine;
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_string())
 }
 
 fn load_or_generate_admin(data_dir: &Path) -> anyhow::Result<String> {

@@ -61,6 +61,12 @@ pub struct Args {
     /// Log filter, in tracing's EnvFilter syntax [default: info].
     #[arg(long, env = "LOGPULSE_LOG")]
     pub log: Option<String>,
+    /// Syslog over TCP (RFC 6587 octet counting or newlines) [default: off].
+    #[arg(long, env = "LOGPULSE_SYSLOG_TCP_LISTEN")]
+    pub syslog_tcp_listen: Option<SocketAddr>,
+    /// Syslog over UDP, one message per datagram [default: off].
+    #[arg(long, env = "LOGPULSE_SYSLOG_UDP_LISTEN")]
+    pub syslog_udp_listen: Option<SocketAddr>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -81,6 +87,8 @@ pub struct FileConfig {
     pub header_read_timeout_ms: Option<u64>,
     pub ingest_concurrency_max: Option<usize>,
     pub log: Option<String>,
+    pub syslog_tcp_listen: Option<SocketAddr>,
+    pub syslog_udp_listen: Option<SocketAddr>,
 }
 
 /// The resolved configuration.
@@ -100,6 +108,8 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     pub ingest_concurrency_max: usize,
     pub log: String,
+    pub syslog_tcp_listen: Option<SocketAddr>,
+    pub syslog_udp_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -167,6 +177,8 @@ impl Config {
                 .unwrap_or(32)
                 .max(1),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            syslog_tcp_listen: args.syslog_tcp_listen.or(file.syslog_tcp_listen),
+            syslog_udp_listen: args.syslog_udp_listen.or(file.syslog_udp_listen),
         })
     }
 

@@ -5,12 +5,14 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod ingest;
 pub mod metrics;
 pub mod params;
 pub mod render;
 pub mod routes;
 pub mod serve;
 pub mod storage;
+pub mod syslog;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
         body_buffers: Default::default(),
     });
+    let listeners = syslog_listeners(&config, &state).await?;
     let router = app::app(state.clone());
     info!(%addr, data_dir = %config.data_dir.display(), "listening");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -67,6 +70,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown,
     )
     .await;
+    for l in listeners {
+        l.abort();
+    }
     let res = tokio::task::spawn_blocking(move || storage.close()).await?;
     match res {
         Ok(()) => info!("storage synced and closed"),
@@ -76,6 +82,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Binds and starts the configured syslog listeners.
+async fn syslog_listeners(
+    config: &Config,
+    state: &AppState,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if let Some(addr) = config.syslog_tcp_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding syslog tcp {addr}"))?;
+        info!(addr = %l.local_addr()?, "syslog tcp listening");
+        tasks.push(tokio::spawn(syslog::serve_tcp(l, state.clone())));
+    }
+    if let Some(addr) = config.syslog_udp_listen {
+        let s = tokio::net::UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("binding syslog udp {addr}"))?;
+        info!(addr = %s.local_addr()?, "syslog udp listening");
+        tasks.push(tokio::spawn(syslog::serve_udp(s, state.clone())));
+    }
+    Ok(tasks)
 }
 
 /// Raises the soft open-files limit to the hard one: each connection and

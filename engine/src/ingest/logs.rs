@@ -1,5 +1,7 @@
 //! `system_logs` rows, with the field aliases of common log shippers.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -77,54 +79,89 @@ pub(super) fn parse_log_line(text: &str) -> Option<Result<LogRow<'_>, Vec<FieldE
     serde_json::from_str::<Fields>(text).ok().map(check_fields)
 }
 
+/// A `system_logs` row's column values before the row rules run: what the
+/// Events API reads from a JSON object, and what the shipper protocols
+/// (OTLP, Loki, `_bulk`, syslog) map their records to. `None` is absent.
+#[derive(Debug, Default)]
+pub struct LogFields<'a> {
+    /// Unix seconds, or why the record's time is not a valid DateTime.
+    pub timestamp: Option<Result<u32, String>>,
+    pub service: Option<Cow<'a, str>>,
+    pub severity: Option<Cow<'a, str>>,
+    pub message: Option<Cow<'a, str>>,
+    pub server_id: Option<Cow<'a, str>>,
+    pub error_code: Option<Cow<'a, str>>,
+    pub resource_id: Option<Cow<'a, str>>,
+    pub metadata: Option<Cow<'a, str>>,
+}
+
 fn check_fields<'a>(f: Fields<'a>) -> Result<LogRow<'a>, Vec<FieldError>> {
     let mut errs = Vec::new();
+    let mut col = |col: &'static str, vals: &[Option<&'a RawValue>], json: bool| {
+        first(vals).and_then(|v| string(col, v, json).map_err(|e| errs.push(e)).ok())
+    };
+    let fields = LogFields {
+        timestamp: first(&[f.timestamp, f.at_timestamp, f.time, f.ts, f.created])
+            .map(|t| datetime("timestamp", t).map_err(|(_, m)| m)),
+        service: col(
+            "service",
+            &[f.service, f.app_name, f.app, f.service_name],
+            false,
+        ),
+        severity: col(
+            "severity",
+            &[f.severity, f.levelname, f.level, f.log_level],
+            false,
+        ),
+        message: col("message", &[f.message, f.msg, f.formatted_message], false),
+        server_id: col("server_id", &[f.server_id, f.host, f.hostname], false),
+        error_code: col("error_code", &[f.error_code], false),
+        resource_id: col("resource_id", &[f.resource_id], false),
+        metadata: col("metadata", &[f.metadata], true),
+    };
+    check_log(fields, errs)
+}
+
+/// The row rules of `system_logs`, one place for every protocol: required
+/// columns, key column trimming and lengths, severity upper-cased, the row
+/// size limit. `errs` holds problems found earlier (a value of the wrong
+/// type); every broken rule is reported.
+pub fn check_log<'a>(
+    f: LogFields<'a>,
+    mut errs: Vec<FieldError>,
+) -> Result<LogRow<'a>, Vec<FieldError>> {
     let mut row = LogRow::default();
-    match first(&[f.timestamp, f.at_timestamp, f.time, f.ts, f.created]) {
-        None => errs.push(("timestamp", "required column is missing".into())),
-        Some(t) => match datetime("timestamp", t) {
-            Ok(t) => row.timestamp = t,
-            Err(e) => errs.push(e),
-        },
+    let missing = |col: &'static str| (col, "required column is missing".to_string());
+    match f.timestamp {
+        None => errs.insert(0, missing("timestamp")),
+        Some(Ok(t)) => row.timestamp = t,
+        Some(Err(m)) => errs.insert(0, ("timestamp", m)),
     }
-    let mut required =
-        |col: &'static str, vals: &[Option<&'a RawValue>]| -> Option<std::borrow::Cow<'a, str>> {
-            match first(vals) {
-                None => {
-                    errs.push((col, "required column is missing".into()));
-                    None
-                }
-                Some(v) => string(col, v, false).map_err(|e| errs.push(e)).ok(),
+    // A column whose value had the wrong type is already reported.
+    let reported = |errs: &[FieldError], col| errs.iter().any(|(c, _)| *c == col);
+    let mut key = |col: &'static str, v: Option<Cow<'a, str>>, max: usize, upper: bool| match v {
+        None => {
+            if !reported(&errs, col) {
+                errs.push(missing(col));
             }
-        };
-    let service = required("service", &[f.service, f.app_name, f.app, f.service_name]);
-    let severity = required("severity", &[f.severity, f.levelname, f.level, f.log_level]);
-    let message = required("message", &[f.message, f.msg, f.formatted_message]);
-    if let Some(s) = service {
-        match key_column("service", s, Some(128), false) {
-            Ok(s) => row.service = s,
-            Err(e) => errs.push(e),
+            Cow::Borrowed("")
         }
+        Some(s) => key_column(col, s, Some(max), upper).unwrap_or_else(|e| {
+            errs.push(e);
+            Cow::Borrowed("")
+        }),
+    };
+    row.service = key("service", f.service, 128, false);
+    row.severity = key("severity", f.severity, 32, true);
+    match f.message {
+        None if !reported(&errs, "message") => errs.push(missing("message")),
+        None => {}
+        Some(m) => row.message = m,
     }
-    if let Some(s) = severity {
-        match key_column("severity", s, Some(32), true) {
-            Ok(s) => row.severity = s,
-            Err(e) => errs.push(e),
-        }
-    }
-    row.message = message.unwrap_or_default();
-    let mut optional =
-        |col: &'static str, vals: &[Option<&'a RawValue>], json: bool| match first(vals) {
-            None => Default::default(),
-            Some(v) => string(col, v, json).unwrap_or_else(|e| {
-                errs.push(e);
-                Default::default()
-            }),
-        };
-    row.server_id = optional("server_id", &[f.server_id, f.host, f.hostname], false);
-    row.error_code = optional("error_code", &[f.error_code], false);
-    row.resource_id = optional("resource_id", &[f.resource_id], false);
-    row.metadata = optional("metadata", &[f.metadata], true);
+    row.server_id = f.server_id.unwrap_or_default();
+    row.error_code = f.error_code.unwrap_or_default();
+    row.resource_id = f.resource_id.unwrap_or_default();
+    row.metadata = f.metadata.unwrap_or_default();
     // Encoded size: the text plus a short length prefix per column and the timestamp.
     let size = row.text_bytes() + 7 * 2 + 5;
     if size > ROW_BYTES_MAX {

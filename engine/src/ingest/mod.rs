@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::row::{DataSource, QuarantineRow, Row};
 
-pub use logs::parse_log;
+pub use logs::{check_log, parse_log, LogFields};
 pub use thresholds::parse_threshold;
 
 /// Largest encoded row accepted.
@@ -126,7 +126,8 @@ fn push_row<'a>(
                 (None, _) => logs::parse_log_line(text).map(|r| r.map(Row::Log)),
             };
             if let Some(res) = fast {
-                return finish_row(ds, line, res, import, out);
+                finish_row(ds, || quarantine_raw(line), res, import, out);
+                return;
             }
             let raw = match parsed {
                 Some(v) => Ok(v),
@@ -139,51 +140,70 @@ fn push_row<'a>(
             })
         }
     };
-    finish_row(ds, line, res, import, out)
+    finish_row(ds, || quarantine_raw(line), res, import, out);
 }
 
+impl<'a> Parsed<'a> {
+    /// Adds a `system_logs` row mapped from a shipper's record: checked by
+    /// the same rules as an Events API row ([`check_log`]), or quarantined
+    /// with `raw()` (the record rendered as JSON) as its `c__raw`.
+    /// `errs` holds problems the mapping found. `Err`: why it was quarantined.
+    pub fn push_log(
+        &mut self,
+        fields: LogFields<'a>,
+        errs: Vec<value::FieldError>,
+        raw: impl FnOnce() -> String,
+        import: &Import,
+    ) -> Result<(), String> {
+        let res = check_log(fields, errs).map(Row::Log);
+        let raw = || quarantine_raw(raw().as_bytes());
+        match finish_row(DataSource::SystemLogs, raw, res, import, self) {
+            None => Ok(()),
+            Some(reason) => Err(reason),
+        }
+    }
+}
+
+/// Keeps a row or quarantines it; the reason when quarantined.
 fn finish_row<'a>(
     ds: DataSource,
-    line: &'a [u8],
+    raw: impl FnOnce() -> String,
     res: Result<Row<'a>, Vec<value::FieldError>>,
     import: &Import,
     out: &mut Parsed<'a>,
-) {
-    match res {
+) -> Option<String> {
+    let errors = match res {
         Ok(row) => {
             out.successful += 1;
             out.rows.push(row);
+            return None;
         }
-        Err(errors) => {
-            out.quarantined += 1;
-            if out.reasons.len() < 5 {
-                out.reasons.push(
-                    errors
-                        .iter()
-                        .map(|(c, m)| {
-                            if c.is_empty() {
-                                m.clone()
-                            } else {
-                                format!("{c}: {m}")
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                );
-            }
-            let q = QuarantineRow {
-                insertion_date: import.now,
-                error_column: errors.iter().map(|(c, _)| c.to_string()).collect(),
-                error: errors.into_iter().map(|(_, m)| m).collect(),
-                import_id: import.id.to_string(),
-                raw: quarantine_raw(line),
-            };
-            out.rows.push(Row::Quarantine(
-                ds.quarantine().unwrap_or(DataSource::SystemLogsQuarantine),
-                q,
-            ));
-        }
+        Err(errors) => errors,
+    };
+    out.quarantined += 1;
+    let reason = errors
+        .iter()
+        .map(|(c, m)| match c.is_empty() {
+            true => m.clone(),
+            false => format!("{c}: {m}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if out.reasons.len() < 5 {
+        out.reasons.push(reason.clone());
     }
+    let q = QuarantineRow {
+        insertion_date: import.now,
+        error_column: errors.iter().map(|(c, _)| c.to_string()).collect(),
+        error: errors.into_iter().map(|(_, m)| m).collect(),
+        import_id: import.id.to_string(),
+        raw: raw(),
+    };
+    out.rows.push(Row::Quarantine(
+        ds.quarantine().unwrap_or(DataSource::SystemLogsQuarantine),
+        q,
+    ));
+    Some(reason)
 }
 
 /// The raw text of a quarantined line, at most [`QUARANTINE_RAW_MAX`] bytes.

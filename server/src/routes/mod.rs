@@ -2,6 +2,8 @@
 
 pub mod datasources;
 pub mod events;
+pub mod intake;
 pub mod ops;
 pub mod pipes;
+pub mod shippers;
 pub mod tokens;
