@@ -67,6 +67,15 @@ pub struct Args {
     /// Syslog over UDP, one message per datagram [default: off].
     #[arg(long, env = "LOGPULSE_SYSLOG_UDP_LISTEN")]
     pub syslog_udp_listen: Option<SocketAddr>,
+    /// Syslog over TLS (RFC 5425), with the API's certificate [default: off].
+    #[arg(long, env = "LOGPULSE_SYSLOG_TLS_LISTEN")]
+    pub syslog_tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve the API over HTTPS (reloaded on SIGHUP).
+    #[arg(long, env = "LOGPULSE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of tls_cert_file.
+    #[arg(long, env = "LOGPULSE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -89,6 +98,9 @@ pub struct FileConfig {
     pub log: Option<String>,
     pub syslog_tcp_listen: Option<SocketAddr>,
     pub syslog_udp_listen: Option<SocketAddr>,
+    pub syslog_tls_listen: Option<SocketAddr>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -110,6 +122,9 @@ pub struct Config {
     pub log: String,
     pub syslog_tcp_listen: Option<SocketAddr>,
     pub syslog_udp_listen: Option<SocketAddr>,
+    pub syslog_tls_listen: Option<SocketAddr>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -118,7 +133,16 @@ impl Config {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
+        let tls_cert_file = args.tls_cert_file.or(file.tls_cert_file);
+        let tls_key_file = args.tls_key_file.or(file.tls_key_file);
+        anyhow::ensure!(
+            tls_cert_file.is_some() == tls_key_file.is_some(),
+            "tls_cert_file and tls_key_file go together"
+        );
         Ok(Config {
+            tls_cert_file,
+            tls_key_file,
+            syslog_tls_listen: args.syslog_tls_listen.or(file.syslog_tls_listen),
             data_dir: args
                 .data_dir
                 .or(file.data_dir)

@@ -13,6 +13,7 @@ pub mod routes;
 pub mod serve;
 pub mod storage;
 pub mod syslog;
+pub mod tls;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,9 +51,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
         body_buffers: Default::default(),
     });
-    let listeners = syslog_listeners(&config, &state).await?;
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(c), Some(k)) => Some(tls::Tls::load(c, k)?),
+        _ => None,
+    };
+    let mut listeners = syslog_listeners(&config, &state, tls.clone()).await?;
+    if let Some(t) = &tls {
+        listeners.push(tokio::spawn(tls::reload_on_sighup(t.clone())));
+    }
     let router = app::app(state.clone());
-    info!(%addr, data_dir = %config.data_dir.display(), "listening");
+    info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), "listening");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let st = state.clone();
     let shutdown = async move {
@@ -64,6 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let header_timeout = std::time::Duration::from_millis(config.header_read_timeout_ms);
     serve::serve(
         listener,
+        tls,
         router,
         config.max_connections,
         header_timeout,
@@ -88,14 +97,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn syslog_listeners(
     config: &Config,
     state: &AppState,
+    tls: Option<Arc<tls::Tls>>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
+    if let Some(addr) = config.syslog_tls_listen {
+        let tls = tls.context("syslog_tls_listen needs tls_cert_file and tls_key_file")?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding syslog tls {addr}"))?;
+        info!(addr = %l.local_addr()?, "syslog tls listening");
+        tasks.push(tokio::spawn(syslog::serve_tcp(l, Some(tls), state.clone())));
+    }
     if let Some(addr) = config.syslog_tcp_listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding syslog tcp {addr}"))?;
         info!(addr = %l.local_addr()?, "syslog tcp listening");
-        tasks.push(tokio::spawn(syslog::serve_tcp(l, state.clone())));
+        tasks.push(tokio::spawn(syslog::serve_tcp(l, None, state.clone())));
     }
     if let Some(addr) = config.syslog_udp_listen {
         let s = tokio::net::UdpSocket::bind(addr)

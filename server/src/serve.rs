@@ -24,6 +24,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<crate::tls::Tls>>,
     router: Router,
     max_connections: usize,
     header_read_timeout: Duration,
@@ -55,11 +56,31 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(router.clone());
-        let io = TokioIo::new(JsonParseErrors::new(stream));
-        let conn = graceful.watch(builder.serve_connection(io, svc));
+        let Some(tls) = &tls else {
+            let io = TokioIo::new(JsonParseErrors::new(stream));
+            let conn = graceful.watch(builder.serve_connection(io, svc));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    debug!(error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, bounded like a
+        // request's headers, so a slow client cannot hold up the accept loop.
+        let (acceptor, watcher, builder) = (tls.acceptor(), graceful.watcher(), builder.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(error = %e, "connection ended with an error");
+            let hs = tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await;
+            match hs {
+                Ok(Ok(s)) => {
+                    let io = TokioIo::new(JsonParseErrors::new(s));
+                    if let Err(e) = watcher.watch(builder.serve_connection(io, svc)).await {
+                        debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                Ok(Err(e)) => debug!(error = %e, "tls handshake failed"),
+                Err(_) => debug!("tls handshake timed out"),
             }
             drop(permit);
         });

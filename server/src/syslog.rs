@@ -24,16 +24,29 @@ const READ_BYTES: usize = 256 << 10;
 /// Datagrams taken from the UDP socket before they are appended.
 const DATAGRAMS_MAX: usize = 1024;
 
-/// Accepts TCP connections until the task is aborted.
-pub async fn serve_tcp(listener: TcpListener, app: AppState) {
+/// Accepts TCP connections (TLS ones, RFC 5425, with `tls`) until the task
+/// is aborted.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<crate::tls::Tls>>,
+    app: AppState,
+) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(app.config.max_connections));
     loop {
         let permit = slots.clone().acquire_owned().await.expect("never closed");
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let app = app.clone();
+                let acceptor = tls.as_ref().map(|t| t.acceptor());
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, peer.ip(), app).await {
+                    let res = match acceptor {
+                        None => connection(stream, peer.ip(), app).await,
+                        Some(a) => match a.accept(stream).await {
+                            Ok(s) => connection(s, peer.ip(), app).await,
+                            Err(e) => Err(e),
+                        },
+                    };
+                    if let Err(e) = res {
                         debug!(error = %e, %peer, "syslog connection ended");
                     }
                     drop(permit);
