@@ -1,4 +1,8 @@
-//! Durability levels and the fsync choreography, in one place.
+//! Durability levels and the fsync choreography, in one place: every fsync,
+//! fdatasync and directory fsync of the engine goes through here, which is
+//! where the test-only switches of [`test_faults`] hook in.
+
+pub mod test_faults;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -20,8 +24,20 @@ pub enum Durability {
 
 /// fsyncs a directory so that entries created or renamed in it are durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
+    test_faults::before_sync().map_err(|e| Error::io(dir, e))?;
     let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
-    f.sync_all().map_err(|e| Error::io(dir, e))
+    f.sync_all().map_err(|e| Error::io(dir, e))?;
+    test_faults::synced_dir(dir);
+    Ok(())
+}
+
+/// [`fsync_dir`] after new files were created in `dir` (and fsynced), which
+/// makes their names durable.
+pub fn fsync_new_entries(dir: &Path) -> Result<()> {
+    if test_faults::mutated("skip-new-file-dir-sync") {
+        return Ok(());
+    }
+    fsync_dir(dir)
 }
 
 /// Replaces `path` with `data` atomically: temp file, fsync, rename, fsync dir.
@@ -47,7 +63,7 @@ fn rewrite_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
             .open(&tmp)
             .map_err(|e| Error::io(&tmp, e))?;
         f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        sync_file(&f, &tmp)?;
     }
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     fsync_dir(dir)
@@ -83,7 +99,18 @@ fn zero_fill(file: &File, path: &Path, len: u64) -> Result<()> {
 
 /// fsyncs a file's data and metadata.
 pub fn sync_file(file: &File, path: &Path) -> Result<()> {
-    file.sync_all().map_err(|e| Error::io(path, e))
+    test_faults::before_sync().map_err(|e| Error::io(path, e))?;
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    test_faults::synced_file(path);
+    Ok(())
+}
+
+/// fdatasyncs a file: its data, and the metadata needed to read it back.
+pub fn sync_data(file: &File, path: &Path) -> Result<()> {
+    test_faults::before_sync().map_err(|e| Error::io(path, e))?;
+    file.sync_data().map_err(|e| Error::io(path, e))?;
+    test_faults::synced_file(path);
+    Ok(())
 }
 
 /// Gives an fsynced file its final name durably: rename, then fsync the

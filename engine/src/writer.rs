@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tracing::{debug, error, warn};
 
-use crate::durability::{fsync_dir, Durability};
+use crate::durability::{fsync_dir, fsync_new_entries, test_faults, Durability};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::index::{IndexUpdate, SegmentMeta};
@@ -237,7 +237,9 @@ impl Writer {
             return;
         }
         self.publish(&written);
-        let synced = if written.iter().any(|(_, d, _)| *d == Durability::Synced) {
+        let synced = if written.iter().any(|(_, d, _)| *d == Durability::Synced)
+            && !test_faults::mutated("skip-wait-sync")
+        {
             self.sync_all()
         } else {
             Ok(())
@@ -500,7 +502,7 @@ impl Writer {
             }
         }
         for dir in dirs {
-            if let Err(e) = fsync_dir(&dir) {
+            if let Err(e) = fsync_new_entries(&dir) {
                 error!(error = %e, "fsync failed; refusing further writes");
                 self.shared.poison(e.to_string());
                 return Err(e);
@@ -512,7 +514,11 @@ impl Writer {
 
     /// The interval sync, and closing append handles of idle hours.
     fn periodic(&mut self) {
-        let _ = self.sync_all();
+        if test_faults::mutated("skip-background-sync") {
+            self.last_sync = Instant::now();
+        } else {
+            let _ = self.sync_all();
+        }
         let now = Instant::now();
         self.open
             .retain(|_, (seg, used)| seg.needs_sync() || now.duration_since(*used) < IDLE_CLOSE);

@@ -32,6 +32,8 @@ pub struct AppInner {
     /// Event requests being read, parsed or written at once; more get 429,
     /// so that memory stays bounded whatever the load.
     pub ingest_slots: tokio::sync::Semaphore,
+    /// Pipe requests whose body is being read or parsed at once; more get 429.
+    pub pipe_body_slots: tokio::sync::Semaphore,
     pub body_buffers: BodyBuffers,
 }
 
@@ -107,6 +109,19 @@ fn elasticsearch() -> Router<AppState> {
         .route("/es/_bulk", bulk.clone())
         .route("/es/{index}/_bulk", bulk)
         .layer(middleware::map_response(shippers::elastic_product))
+}
+
+/// The router of connections past `max_connections`: health answers as
+/// usual, every other route is a 503 with `Retry-After`.
+pub fn shed_app(state: AppState) -> Router {
+    Router::new()
+        .route("/v0/health", get(ops::health))
+        .fallback(shed)
+        .with_state(state)
+}
+
+async fn shed() -> ApiError {
+    ApiError::Unavailable("too many connections; retry later".into())
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

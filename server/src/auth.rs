@@ -17,6 +17,13 @@ use crate::error::ApiError;
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 pub const TOKENS_FILE: &str = "tokens.json";
 
+/// Shortest admin token accepted at start.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
+/// Most scoped tokens kept.
+pub const TOKENS_MAX: usize = 1000;
+/// Longest token name, in bytes.
+pub const TOKEN_NAME_MAX: usize = 128;
+
 /// One scope of a scoped token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
@@ -32,7 +39,9 @@ pub const SCOPE_KINDS: [&str; 3] = ["DATASOURCES:APPEND", "DATASOURCES:READ", "P
 
 impl Scope {
     /// Parses `KIND:RESOURCE`, e.g. `DATASOURCES:APPEND:system_logs`.
-    pub fn parse(s: &str) -> Result<Scope, String> {
+    /// `exists(kind, resource)` says whether the pipe or data source named
+    /// exists: a scope on nothing is refused.
+    pub fn parse(s: &str, exists: impl Fn(&str, &str) -> bool) -> Result<Scope, String> {
         let (kind, resource) = s
             .rsplit_once(':')
             .ok_or_else(|| format!("invalid scope {s:?}"))?;
@@ -42,12 +51,45 @@ impl Scope {
                 SCOPE_KINDS.join(", ")
             ));
         }
+        if !exists(kind, resource) {
+            return Err(format!("invalid scope {s:?}: no such {}", what(kind)));
+        }
         Ok(Scope {
             kind: kind.into(),
             resource: resource.into(),
             filter: String::new(),
         })
     }
+}
+
+fn what(kind: &str) -> &'static str {
+    if kind.starts_with("PIPES") {
+        "pipe"
+    } else {
+        "data source"
+    }
+}
+
+/// A token name is 1 to [`TOKEN_NAME_MAX`] bytes without control characters.
+pub fn check_token_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > TOKEN_NAME_MAX || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid token name: 1 to {TOKEN_NAME_MAX} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a configured admin token that is blank, short or has spaces or
+/// control characters in it.
+pub fn check_admin_token(t: &str) -> anyhow::Result<()> {
+    if t.len() < ADMIN_TOKEN_MIN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        anyhow::bail!(
+            "the admin token must be at least {ADMIN_TOKEN_MIN_LEN} characters without \
+             spaces or control characters"
+        );
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -132,6 +174,7 @@ impl Auth {
             Some(t) => t,
             None => load_or_generate_admin(data_dir)?,
         };
+        check_admin_token(&admin)?;
         let path = data_dir.join(TOKENS_FILE);
         let tokens = match fs::read(&path) {
             Ok(b) => serde_json::from_slice::<TokensFile>(&b)
@@ -165,8 +208,8 @@ impl Auth {
         let basic = value.and_then(basic_password);
         let header = value
             .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+                let (scheme, rest) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(rest)
             })
             .map(str::trim)
             .or(basic.as_deref());
@@ -195,10 +238,16 @@ impl Auth {
     }
 
     pub fn create(&self, name: &str, scopes: Vec<Scope>) -> Result<Token, ApiError> {
+        check_token_name(name)?;
         let mut tokens = self.tokens.write();
         if tokens.contains_key(name) {
             return Err(ApiError::BadRequest(format!(
                 "a token named {name:?} already exists"
+            )));
+        }
+        if tokens.len() >= TOKENS_MAX {
+            return Err(ApiError::BadRequest(format!(
+                "at most {TOKENS_MAX} tokens: delete one first"
             )));
         }
         let t = Token {

@@ -30,6 +30,16 @@ use crate::storage::Storage;
 /// Opens storage, binds, serves until SIGTERM/SIGINT, then drains and syncs.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     raise_fd_limit();
+    // Everything the daemon creates is its own: data dir 0700, files 0600.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    create_private_dir(&config.data_dir)?;
+    if logpulse_engine::durability::test_faults::enabled() {
+        tracing::warn!(
+            "{} is set: test-only fault injection and durable-image recording are on",
+            logpulse_engine::durability::test_faults::ENV
+        );
+        logpulse_engine::durability::test_faults::start(&config.data_dir)?;
+    }
     let engine_config = config.engine();
     let engine = tokio::task::spawn_blocking(move || logpulse_engine::Engine::open(engine_config))
         .await?
@@ -49,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         workspace_id,
         shutting_down: AtomicBool::new(false),
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
+        pipe_body_slots: tokio::sync::Semaphore::new(routes::pipes::BODIES_AT_ONCE),
         body_buffers: Default::default(),
     });
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
@@ -60,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listeners.push(tokio::spawn(tls::reload_on_sighup(t.clone())));
     }
     let router = app::app(state.clone());
+    let shed_router = app::shed_app(state.clone());
     info!(%addr, tls = tls.is_some(), data_dir = %config.data_dir.display(), "listening");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let st = state.clone();
@@ -74,6 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         listener,
         tls,
         router,
+        shed_router,
         config.max_connections,
         header_timeout,
         shutdown,
@@ -123,6 +136,19 @@ async fn syslog_listeners(
         tasks.push(tokio::spawn(syslog::serve_udp(s, state.clone())));
     }
     Ok(tasks)
+}
+
+/// Creates the data dir (mode 0700) if it does not exist yet.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating data dir {}: {e}", dir.display())),
+    }
 }
 
 /// Raises the soft open-files limit to the hard one: each connection and

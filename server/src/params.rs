@@ -31,13 +31,15 @@ impl Params {
     pub fn add_json(&mut self, body: &[u8]) -> Result<(), ApiError> {
         let v: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::BadRequest("JSON request body must be an object".into()))?;
+        let serde_json::Value::Object(obj) = v else {
+            return Err(ApiError::BadRequest(
+                "JSON request body must be an object".into(),
+            ));
+        };
         for (k, v) in obj {
             let items = match v {
-                serde_json::Value::Array(a) => a.clone(),
-                other => vec![other.clone()],
+                serde_json::Value::Array(a) => a,
+                other => vec![other],
             };
             for item in items {
                 let text = match item {

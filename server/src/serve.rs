@@ -1,6 +1,11 @@
 //! The accept loop: HTTP/1.1 with a header read timeout, a cap on
 //! simultaneous connections, and graceful shutdown that lets in-flight
 //! requests finish.
+//!
+//! Past the cap nothing waits: a connection is accepted at once and served
+//! by the shedding router (`/v0/health` answers, everything else is a 503
+//! with `Retry-After`, then the connection closes), up to [`SHED_CONNECTIONS`]
+//! of those at a time; beyond that a new connection is closed unanswered.
 
 use std::future::Future;
 use std::io;
@@ -22,27 +27,36 @@ use tracing::{debug, warn};
 /// Time in-flight requests get to finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Connections served by the shedding router at once, past `max_connections`.
+pub const SHED_CONNECTIONS: usize = 64;
+
+/// Longest time a shed connection has to send its request's headers.
+const SHED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<crate::tls::Tls>>,
     router: Router,
+    shed_router: Router,
     max_connections: usize,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
+    let shed_slots = Arc::new(Semaphore::new(SHED_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
         .keep_alive(true);
+    let mut shed_builder = http1::Builder::new();
+    shed_builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout.min(SHED_HEADER_TIMEOUT))
+        .keep_alive(false);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = &mut shutdown => break,
-        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -55,6 +69,16 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let (permit, builder, router) = match slots.clone().try_acquire_owned() {
+            Ok(p) => (p, &builder, &router),
+            Err(_) => match shed_slots.clone().try_acquire_owned() {
+                Ok(p) => (p, &shed_builder, &shed_router),
+                Err(_) => {
+                    debug!("connection cap and shedding cap reached: closing a new connection");
+                    continue;
+                }
+            },
+        };
         let svc = TowerToHyperService::new(router.clone());
         let Some(tls) = &tls else {
             let io = TokioIo::new(JsonParseErrors::new(stream));

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::Value;
 
+pub mod power_cut;
+
 /// How long a daemon may take to answer `GET /v0/health` after spawning.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a daemon may take to exit after SIGTERM.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::format::{Header, HEADER_LEN, KIND_HOT, SYNCED_LEN_OFFSET};
 use super::mmap::{MapAppender, SegmentMap};
 use super::SegmentId;
-use crate::durability::{fsync_dir, reserve};
+use crate::durability::{fsync_new_entries, reserve, sync_data, sync_file};
 use crate::error::{Error, Result};
 
 /// First reservation of a new segment file.
@@ -154,7 +154,7 @@ impl OpenSegment {
     /// directory entry.
     pub fn sync(&mut self) -> Result<()> {
         if let Some(dir) = self.sync_file()? {
-            fsync_dir(&dir)?;
+            fsync_new_entries(&dir)?;
         }
         Ok(())
     }
@@ -167,11 +167,10 @@ impl OpenSegment {
             return Ok(None);
         }
         if self.created {
-            self.file.sync_all()
+            sync_file(&self.file, &self.path)
         } else {
-            self.file.sync_data()
-        }
-        .map_err(|e| Error::io(&self.path, e))?;
+            sync_data(&self.file, &self.path)
+        }?;
         self.header.synced_len = self.write_pos as u64;
         let h = self.header.encode();
         self.file

@@ -147,7 +147,7 @@ fn store<D: Decoder>(
         tracing::warn!(
             quarantined = parsed.quarantined,
             import_id,
-            first_reason = parsed.reasons.first().map(String::as_str).unwrap_or(""),
+            first_reason = ?log_excerpt(parsed.reasons.first().map(String::as_str).unwrap_or("")),
             "rows quarantined"
         );
     }
@@ -171,4 +171,17 @@ pub fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
         )));
     }
     Ok(out)
+}
+
+/// Most bytes of a row's quarantine reason written to the log.
+const LOG_REASON_MAX: usize = 200;
+
+/// The start of `s`, at most [`LOG_REASON_MAX`] bytes (logged with `?`, so
+/// control characters are escaped).
+fn log_excerpt(s: &str) -> &str {
+    let mut end = s.len().min(LOG_REASON_MAX);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

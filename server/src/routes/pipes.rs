@@ -9,6 +9,7 @@ use axum::response::Response;
 use logpulse_engine::{AnomalyQuery, DataSource, LogFilter};
 
 use crate::app::{read_body, AppState};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::render::{Cell, Format, Table};
@@ -33,13 +34,21 @@ const ANOMALY_COLUMNS: &[(&str, &str)] = &[
 /// The pipes logpulse serves.
 pub const PIPES: [&str; 3] = ["recent_logs", "error_distribution", "log_anomalies"];
 
+/// Largest POST body of a pipe request: parameters are small.
+pub const BODY_BYTES_MAX: usize = 64 << 10;
+
+/// Pipe request bodies read and parsed at once; more get 429.
+pub const BODIES_AT_ONCE: usize = 16;
+
 pub async fn get(
     State(app): State<AppState>,
     Path(file): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    run(app, &file, Params::from_query(q.as_deref()), &headers)
+    let params = Params::from_query(q.as_deref());
+    let principal = app.auth.authenticate(&headers, params.get("token"))?;
+    run(app, &file, params, principal)
 }
 
 pub async fn post(
@@ -50,8 +59,16 @@ pub async fn post(
     body: Body,
 ) -> Result<Response, ApiError> {
     let mut params = Params::from_query(q.as_deref());
+    // The token comes from the headers or the query string, never the body:
+    // a stranger's body is not read at all.
+    let principal = app.auth.authenticate(&headers, params.get("token"))?;
+    let Ok(slot) = app.pipe_body_slots.try_acquire() else {
+        return Err(ApiError::RateLimited(
+            "too many pipe requests with a body in flight; retry later".into(),
+        ));
+    };
     let timeout = Duration::from_millis(app.config.request_timeout_ms);
-    let body = read_body(body, &headers, app.config.max_body_bytes, timeout).await?;
+    let body = read_body(body, &headers, BODY_BYTES_MAX, timeout).await?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -62,16 +79,17 @@ pub async fn post(
     } else {
         params.add_form(&body);
     }
-    run(app, &file, params, &headers)
+    drop(body);
+    drop(slot);
+    run(app, &file, params, principal)
 }
 
 fn run(
     app: AppState,
     file: &str,
     params: Params,
-    headers: &HeaderMap,
+    principal: Principal,
 ) -> Result<Response, ApiError> {
-    let principal = app.auth.authenticate(headers, params.get("token"))?;
     let (name, ext) = file.rsplit_once('.').unwrap_or((file, "json"));
     if !PIPES.contains(&name) {
         return Err(ApiError::NotFound(format!("pipe {name:?} not found")));

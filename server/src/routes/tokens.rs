@@ -1,27 +1,47 @@
-//! The Tokens API (admin only): create, list, delete scoped tokens.
+//! The Tokens API (admin only): create, list, delete scoped tokens. Every
+//! answer carries `Cache-Control: no-store` (they hold token values); the
+//! tokens file is rewritten off the async workers.
 
 use axum::extract::{Path, State};
-use axum::response::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Json, Response};
+use logpulse_engine::DataSource;
 use serde_json::{json, Value};
 
-use crate::app::{AppState, Caller};
+use crate::app::{blocking, AppState, Caller};
 use crate::auth::Scope;
 use crate::error::ApiError;
+use crate::routes::pipes::PIPES;
 
-pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.who.require_admin()?;
-    Ok(Json(json!({ "tokens": app.auth.list() })))
+fn no_store(v: Value) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response()
 }
 
-pub async fn create(State(app): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// Whether the pipe or data source a scope names exists.
+fn exists(kind: &str, resource: &str) -> bool {
+    if kind.starts_with("PIPES") {
+        PIPES.contains(&resource)
+    } else {
+        DataSource::from_name(resource).is_some()
+    }
+}
+
+pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.who.require_admin()?;
+    Ok(no_store(json!({ "tokens": app.auth.list() })))
+}
+
+pub async fn create(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.who.require_admin()?;
     let p = caller.params;
     let name = p
         .get("name")
-        .ok_or_else(|| ApiError::BadRequest("missing parameter name".into()))?;
+        .ok_or_else(|| ApiError::BadRequest("missing parameter name".into()))?
+        .to_string();
+    crate::auth::check_token_name(&name)?;
     let scopes = p
         .all("scope")
-        .map(Scope::parse)
+        .map(|s| Scope::parse(s, exists))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::BadRequest)?;
     if scopes.is_empty() {
@@ -29,16 +49,16 @@ pub async fn create(State(app): State<AppState>, caller: Caller) -> Result<Json<
             "at least one scope parameter is required".into(),
         ));
     }
-    let t = app.auth.create(name, scopes)?;
-    tracing::info!(name = %t.name, "token created");
-    Ok(Json(serde_json::to_value(t).expect("token serializes")))
+    let t = blocking(move || app.auth.create(&name, scopes)).await?;
+    tracing::info!(name = ?t.name, "token created");
+    Ok(no_store(serde_json::to_value(t).expect("token serializes")))
 }
 
 pub async fn show(
     State(app): State<AppState>,
     Path(name): Path<String>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.who.require_admin()?;
     let t = app
         .auth
@@ -46,16 +66,18 @@ pub async fn show(
         .into_iter()
         .find(|t| t.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no token named {name:?}")))?;
-    Ok(Json(serde_json::to_value(t).expect("token serializes")))
+    Ok(no_store(serde_json::to_value(t).expect("token serializes")))
 }
 
 pub async fn remove(
     State(app): State<AppState>,
     Path(name): Path<String>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.who.require_admin()?;
-    app.auth.delete(&name)?;
-    tracing::info!(name = %name, "token deleted");
-    Ok(Json(json!({ "result": "ok" })))
+    let app2 = app.clone();
+    let n = name.clone();
+    blocking(move || app2.auth.delete(&n)).await?;
+    tracing::info!(name = ?name, "token deleted");
+    Ok(no_store(json!({ "result": "ok" })))
 }
