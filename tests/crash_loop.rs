@@ -28,6 +28,8 @@ const CLIENTS: usize = 4;
 const NO_WAIT_CLIENT: usize = CLIENTS - 1;
 /// Rows attempted per iteration at most (a safety net: the kill comes first).
 const ROWS_PER_ITERATION_MAX: usize = 60_000;
+/// Requests acknowledged in an iteration before its kill, at least.
+const ACKED_BEFORE_KILL: usize = 40;
 /// Hours of an iteration's day that its rows are spread over (one segment
 /// file each); one recent_logs page (limit 10000) must hold an hour.
 const HOURS: i64 = 8;
@@ -78,6 +80,7 @@ fn run_clients(
     iter: usize,
     seed: u64,
     stop: &AtomicBool,
+    killing: &AtomicBool,
     acked: &AtomicUsize,
 ) -> Vec<Req> {
     let sent: Mutex<Vec<Req>> = Mutex::new(Vec::new());
@@ -131,8 +134,11 @@ fn run_clients(
                             r.outcome = Some(true);
                             acked.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(resp) if resp.status == 429 || resp.status == 503 => {
+                        // A full writer queue is the one refusal possible
+                        // here (no disk full, no shutdown): 429, never 503.
+                        Ok(resp) if resp.status == 429 => {
                             resp.assert_json_error();
+                            assert!(resp.header("retry-after").is_some());
                             r.outcome = Some(false);
                         }
                         Ok(resp) => panic!(
@@ -141,7 +147,12 @@ fn run_clients(
                             resp.status,
                             resp.text()
                         ),
-                        Err(_) => {
+                        Err(e) => {
+                            assert!(
+                                killing.load(Ordering::SeqCst),
+                                "{}: transport error before the kill: {e}",
+                                r.tag
+                            );
                             // The daemon is gone: the request may or may not
                             // have been applied (all or nothing).
                             sent.lock().unwrap().push(r);
@@ -333,26 +344,40 @@ fn acknowledged_rows_survive_repeated_kill_9_exactly_once() {
     let t_start = Instant::now();
     for iter in 0..iterations {
         let stop = AtomicBool::new(false);
+        let killing = AtomicBool::new(false);
         let acked = AtomicUsize::new(0);
         let delay = Duration::from_millis(rng.gen_range(20..600));
         let client_seed = rng.gen();
         let reqs = std::thread::scope(|s| {
-            let h = s.spawn(|| run_clients(&d, iter, client_seed, &stop, &acked));
-            // Kill at a random moment after the first acknowledgement.
+            let h = s.spawn(|| run_clients(&d, iter, client_seed, &stop, &killing, &acked));
+            // Kill at a random moment after a real amount of acknowledged work.
             let t0 = Instant::now();
-            while acked.load(Ordering::Relaxed) == 0 && t0.elapsed() < Duration::from_secs(30) {
+            while acked.load(Ordering::Relaxed) < ACKED_BEFORE_KILL
+                && t0.elapsed() < Duration::from_secs(60)
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             std::thread::sleep(delay);
+            killing.store(true, Ordering::SeqCst);
             d.signal(libc::SIGKILL);
             stop.store(true, Ordering::Relaxed);
             h.join().unwrap()
         });
         let st = d.wait_exit(Duration::from_secs(10));
-        assert_eq!(st.code(), None, "killed by a signal");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL),
+            "iteration {iter}: the daemon died of something else than our SIGKILL: {st}"
+        );
+        let acked_reqs = reqs.iter().filter(|r| r.outcome == Some(true)).count();
+        let refused = reqs.iter().filter(|r| r.outcome == Some(false)).count();
         assert!(
-            reqs.iter().any(|r| r.outcome == Some(true)),
-            "iteration {iter}: nothing acknowledged"
+            acked_reqs >= ACKED_BEFORE_KILL,
+            "iteration {iter}: only {acked_reqs} requests acknowledged"
+        );
+        assert!(
+            refused <= acked_reqs / 10,
+            "iteration {iter}: {refused} requests refused for {acked_reqs} acknowledged"
         );
         assert!(
             reqs.iter().any(|r| r.outcome.is_none()),

@@ -222,28 +222,32 @@ fn deep_nesting_invalid_utf8_and_nul_bytes_are_answered_properly() {
     let v = d.pipe_json("recent_logs", &[("service", "nul")]);
     assert_eq!(v["data"][0]["message"], json!("a\u{0}b"));
     // Invalid UTF-8 and NULs in query strings, request targets and headers.
-    for q in ["service=%FF", "service=%00", "severity=%C3%28", "limit=%00"] {
+    // Bad bytes in a string parameter are replaced (U+FFFD) and match
+    // nothing; a bad number is a 400.
+    for (q, want) in [
+        ("service=%FF", 200),
+        ("service=%00", 200),
+        ("severity=%C3%28", 200),
+        ("limit=%00", 400),
+    ] {
         let r = d.get(&format!("/v0/pipes/recent_logs.json?{q}"));
-        assert!(
-            r.status == 200 || r.status == 400,
-            "{q}: {} {}",
-            r.status,
-            r.text()
-        );
+        assert_eq!(r.status, want, "{q}: {}", r.text());
         if r.status == 400 {
             r.assert_json_error();
         }
     }
-    for raw in [
-        &b"GET /v0/pipes/recent_logs.json?service=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
-        b"GET /v0/health\x00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"GET /v0/health HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\nConnection: close\r\n\r\n",
-        b"GET /v0/health HTTP/1.1\r\nHost: x\r\nX-Bad: \xff\xfe\r\nConnection: close\r\n\r\n",
-        b"\x00\x01\x02\x03\r\n\r\n",
+    // Bytes HTTP forbids in a request target or header are a 400; obs-text
+    // (bytes >= 0x80) in a header value is legal HTTP and ignored.
+    for (raw, want) in [
+        (&b"GET /v0/pipes/recent_logs.json?service=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..], 400),
+        (b"GET /v0/health\x00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
+        (b"GET /v0/health HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\nConnection: close\r\n\r\n", 400),
+        (b"GET /v0/health HTTP/1.1\r\nHost: x\r\nX-Bad: \xff\xfe\r\nConnection: close\r\n\r\n", 200),
+        (b"\x00\x01\x02\x03\r\n\r\n", 400),
     ] {
         let r = d.raw(raw);
         assert!(
-            r.status == 200 || r.status == 400,
+            r.status == want,
             "{:?}: {} {}",
             String::from_utf8_lossy(raw),
             r.status,
@@ -454,8 +458,10 @@ fn slow_and_idle_clients_are_timed_out_while_others_are_served() {
             n += 1;
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Served behind the slow clients (one at a time) would take the
+        // 10 s header timeout; a loaded 2-core debug run takes well under 5.
         assert!(
-            worst < Duration::from_secs(1),
+            worst < Duration::from_secs(5),
             "a request took {worst:?} while slow clients were connected"
         );
         (
@@ -473,11 +479,7 @@ fn slow_and_idle_clients_are_timed_out_while_others_are_served() {
             String::from_utf8_lossy(&body_answer)
         )
     });
-    assert!(
-        r.status == 408 || r.status == 400,
-        "slow body answered {}",
-        r.status
-    );
+    assert_eq!(r.status, 400, "slow body");
     r.assert_json_error();
     assert!(
         body_t < Duration::from_secs(4),

@@ -12,7 +12,9 @@
 //! (`LOGPULSE_TEST_MUTATION`) and must then find lost rows: that is what
 //! shows the check would catch the bug. `LP_MUTATION=<name>` runs the
 //! normal tests with a sync removed (they then fail, as they should).
-//! `LP_POWER_CUTS=<n>` repeats the power cuts n times (default 2).
+//! `LP_POWER_CUTS=<n>` repeats the power cuts n times (default 2): for
+//! `wait=true` as a crash loop on one data dir (each restart on the image the
+//! previous cut left, every earlier round's rows checked again).
 
 mod common;
 
@@ -83,14 +85,48 @@ struct Outcome {
     lost: Vec<String>,
 }
 
-/// Clients append `wait=true` batches, each into an hour of its own (so each
-/// makes a new segment file), with the background sync an hour away; the
-/// daemon's power is cut at a random moment.
-fn wait_true_power_cut(mutation: Option<&str>, rng: &mut rand::rngs::StdRng) -> Outcome {
-    let faults = Faults::new();
+/// A daemon with the switches on and the background sync an hour away.
+fn wait_true_daemon(faults: &Faults, mutation: Option<&str>) -> Daemon {
     let opts = Daemon::options().arg("--sync-interval-ms").arg("3600000");
-    let mut d = faults.options(opts, mutation).start();
-    let base = now_secs() / 3600 * 3600 - 3600;
+    faults.options(opts, mutation).start()
+}
+
+/// The hours of round `round`: a range of its own, so that each round's rows
+/// fit one recent_logs page.
+fn round_hours(round: i64) -> (i64, i64) {
+    static NOW_HOUR: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let now_hour = *NOW_HOUR.get_or_init(|| now_secs() / 3600 * 3600);
+    let top = now_hour - 3600 - round * 400 * 3600;
+    (top - 300 * 3600, top + 3600)
+}
+
+/// Messages stored in the hours of `round`.
+fn stored_in_round(d: &Daemon, round: i64) -> HashSet<String> {
+    let (from, to) = round_hours(round);
+    let v = d.pipe_json(
+        "recent_logs",
+        &[
+            ("limit", "10000"),
+            ("start_time", &fmt_ts(from)),
+            ("end_time", &fmt_ts(to)),
+        ],
+    );
+    let total = v["rows_before_limit_at_least"].as_u64().unwrap();
+    assert!(total <= 10_000, "too many rows for one page: {total}");
+    messages(&v).into_iter().collect()
+}
+
+/// One round of the crash loop: clients append `wait=true` batches, each
+/// into an hour of its own (so each makes a new segment file); the power is
+/// cut at a random moment; the daemon restarts on what was durable. Returns
+/// the rows of this round that were acknowledged.
+fn wait_true_round(
+    faults: &Faults,
+    d: &mut Daemon,
+    round: i64,
+    rng: &mut rand::rngs::StdRng,
+) -> Vec<String> {
+    let (_, top) = round_hours(round);
     let acked = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let cut_after = Duration::from_millis(rng.gen_range(400..1200));
@@ -102,8 +138,9 @@ fn wait_true_power_cut(mutation: Option<&str>, rng: &mut rand::rngs::StdRng) -> 
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let hour = base - ((i * 3 + c) % 300) * 3600;
-                    let ids: Vec<String> = (0..5).map(|j| format!("w{c}-{i}-{j}")).collect();
+                    let hour = top - 3600 - ((i * 3 + c) % 300) * 3600;
+                    let ids: Vec<String> =
+                        (0..5).map(|j| format!("w{round}-{c}-{i}-{j}")).collect();
                     let r = post_rows(base_url, token, true, &ids, hour + 60);
                     match r {
                         Ok(r) if r.status == 200 => acked.lock().unwrap().extend(ids),
@@ -117,19 +154,39 @@ fn wait_true_power_cut(mutation: Option<&str>, rng: &mut rand::rngs::StdRng) -> 
         sigkill(d.pid());
         stop.store(true, Ordering::Relaxed);
     });
-    faults.power_cut(&mut d);
+    faults.power_cut(d);
     d.start_again();
-    let stored = stored_messages(&d);
-    let acked = acked.into_inner().unwrap();
-    let lost = acked
-        .iter()
-        .filter(|id| !stored.contains(*id))
-        .cloned()
-        .collect();
-    Outcome {
-        acked: acked.len(),
-        lost,
+    acked.into_inner().unwrap()
+}
+
+/// Rounds of [`wait_true_round`] on one data dir; after each, every row
+/// acknowledged in any round so far must be there.
+fn wait_true_power_cuts(
+    mutation: Option<&str>,
+    rounds: i64,
+    rng: &mut rand::rngs::StdRng,
+) -> Outcome {
+    let faults = Faults::new();
+    let mut d = wait_true_daemon(&faults, mutation);
+    let mut acked: Vec<Vec<String>> = Vec::new();
+    let mut out = Outcome {
+        acked: 0,
+        lost: Vec::new(),
+    };
+    for round in 0..rounds {
+        acked.push(wait_true_round(&faults, &mut d, round, rng));
+        out.acked = 0;
+        for (r, ids) in acked.iter().enumerate() {
+            let stored = stored_in_round(&d, r as i64);
+            out.acked += ids.len();
+            out.lost
+                .extend(ids.iter().filter(|id| !stored.contains(*id)).cloned());
+        }
+        if !out.lost.is_empty() {
+            break;
+        }
     }
+    out
 }
 
 const SYNC_INTERVAL_MS: u64 = 200;
@@ -227,10 +284,8 @@ fn assert_none_lost(what: &str, o: &Outcome) {
 fn a_power_cut_keeps_every_row_acknowledged_with_wait_true() {
     let mut rng = rng();
     let m = mutation_env();
-    for _ in 0..env_knob("LP_POWER_CUTS", 2) {
-        let o = wait_true_power_cut(m.as_deref(), &mut rng);
-        assert_none_lost("wait=true", &o);
-    }
+    let o = wait_true_power_cuts(m.as_deref(), env_knob("LP_POWER_CUTS", 2), &mut rng);
+    assert_none_lost("wait=true", &o);
 }
 
 #[test]
@@ -288,7 +343,7 @@ fn each_removed_sync_makes_the_power_cut_check_fail() {
         let o = if unwaited {
             unwaited_power_cut(Some(mutation), &mut rng)
         } else {
-            wait_true_power_cut(Some(mutation), &mut rng)
+            wait_true_power_cuts(Some(mutation), 1, &mut rng)
         };
         println!(
             "{mutation}: {} rows checked, {} lost",

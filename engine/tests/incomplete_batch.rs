@@ -239,9 +239,16 @@ fn killed_writer_never_leaves_half_a_batch() {
         rng ^= rng << 17;
         rng
     };
-    let rounds = 12;
+    let rounds_min = 12;
+    let rounds_max = 60;
     let mut partial_seen = 0;
-    for round in 0..rounds {
+    let mut before_first = 0;
+    let mut rounds = 0;
+    for round in 0..rounds_max {
+        if round >= rounds_min && partial_seen > 0 {
+            break;
+        }
+        rounds += 1;
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -269,6 +276,9 @@ fn killed_writer_never_leaves_half_a_batch() {
         child.kill().unwrap();
         child.wait().unwrap();
         let alive = t0.elapsed();
+        // What the kill left in the files, before recovery looks at them:
+        // rows of this round's batches, by batch.
+        let on_disk = raw_rows_of_round(tmp.path(), round);
 
         let e = Engine::open(EngineConfig::new(tmp.path()))
             .unwrap_or_else(|err| panic!("seed {seed} round {round}: open failed: {err}"));
@@ -296,10 +306,49 @@ fn killed_writer_never_leaves_half_a_batch() {
             .collect();
         assert!(this.iter().enumerate().all(|(i, b)| i as u32 == *b));
         if this.is_empty() {
-            partial_seen += 1;
+            before_first += 1;
+        }
+        // A batch with some rows in the files but not all: the kill landed
+        // in the middle of it, and recovery must have dropped it.
+        for (b, n) in &on_disk {
+            if *n < BATCH_ROWS {
+                assert!(!this.contains(b), "seed {seed}: partial batch {b} kept");
+                partial_seen += 1;
+            }
         }
         assert_counts_recount(&e, tmp.path());
         e.close().unwrap();
     }
-    eprintln!("seed {seed}: {rounds} kills, {partial_seen} before the first batch");
+    eprintln!(
+        "seed {seed}: {rounds} kills, {partial_seen} in the middle of a batch, {before_first} before the first batch"
+    );
+    assert!(
+        partial_seen > 0,
+        "seed {seed}: no kill of {rounds} left a partial batch in the files: nothing was tested"
+    );
+}
+
+/// Rows of each batch of `round` found in the raw segment files (messages
+/// `r{round}b{b}i{i}` are stored as plain bytes in hot segments).
+fn raw_rows_of_round(dir: &Path, round: u32) -> BTreeMap<u32, u32> {
+    let logs = dir.join(DataSource::SystemLogs.name());
+    let prefix = format!("r{round}b");
+    let finder = memchr::memmem::Finder::new(prefix.as_bytes());
+    let mut out = BTreeMap::new();
+    for e in fs::read_dir(&logs).unwrap() {
+        let data = fs::read(e.unwrap().path()).unwrap();
+        for at in finder.find_iter(&data) {
+            let rest = &data[at + prefix.len()..];
+            let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 || rest.get(digits) != Some(&b'i') {
+                continue;
+            }
+            let b: u32 = std::str::from_utf8(&rest[..digits])
+                .unwrap()
+                .parse()
+                .unwrap();
+            *out.entry(b).or_default() += 1;
+        }
+    }
+    out
 }

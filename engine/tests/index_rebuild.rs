@@ -164,6 +164,10 @@ fn corrupt_index_files_are_rebuilt_or_refused_never_a_panic() {
         }
     }
     eprintln!("{rebuilt} of {cases} corruptions rebuilt automatically");
+    // The engine removes an index it cannot open and rebuilds it: every
+    // corruption must be repaired at open, none merely refused.
+    assert!(cases >= corruptions.len() * 2);
+    assert_eq!(rebuilt, cases, "corruptions refused instead of rebuilt");
 }
 
 #[test]
@@ -174,7 +178,15 @@ fn index_path_taken_by_a_file_is_handled() {
     let index = tmp.path().join(INDEX_DIR);
     fs::remove_dir_all(&index).unwrap();
     fs::write(&index, b"not a directory").unwrap();
-    open_and_compare(tmp.path(), &expected, "index is a plain file");
+    assert!(open_and_compare(
+        tmp.path(),
+        &expected,
+        "index is a plain file"
+    ));
+    assert!(
+        index.is_dir(),
+        "the file in the way was not replaced by an index"
+    );
 }
 
 /// After a clean close the index holds exactly the threshold rows in force

@@ -863,8 +863,22 @@ fn concurrent_appends_match_the_model() {
                     let (rows, total) = model.recent(&f, 20);
                     assert_eq!((got.rows, got.rows_before_limit), (rows, total));
                     let got = e.error_distribution(&f, 20);
-                    let (rows, _) = model.distribution(&f, 20);
-                    assert_eq!(got.rows.len(), rows.len());
+                    let (rows, total) = model.distribution(&f, 20);
+                    let got_rows: Vec<_> = got
+                        .rows
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.service.to_string(),
+                                r.severity.to_string(),
+                                r.count,
+                                r.percentage,
+                                r.first_seen,
+                                r.last_seen,
+                            )
+                        })
+                        .collect();
+                    assert_eq!((got_rows, got.rows_before_limit), (rows, total));
                 }
             }
         };

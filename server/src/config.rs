@@ -24,7 +24,8 @@ pub struct Args {
     /// Address to listen on [default: 127.0.0.1:7181].
     #[arg(long, env = "LOGPULSE_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Admin token. Prefer the environment variable to a flag (flags show in `ps`).
+    /// Admin token, at least 16 characters without spaces. Prefer the
+    /// environment variable to a flag (flags show in `ps`).
     /// If unset, a token is generated into <data-dir>/admin-token (mode 0600).
     #[arg(long, env = "LOGPULSE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -55,7 +56,9 @@ pub struct Args {
     /// Time a client has to send a request's headers [default: 10000].
     #[arg(long, env = "LOGPULSE_HEADER_READ_TIMEOUT_MS")]
     pub header_read_timeout_ms: Option<u64>,
-    /// Simultaneous connections; more are refused [default: 1024].
+    /// Simultaneous connections [default: 1024]. Past it a new connection is
+    /// answered and closed: /v0/health as usual, anything else 503 with
+    /// Retry-After (64 at a time; beyond that it is closed unanswered).
     #[arg(long, env = "LOGPULSE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// Log filter, in tracing's EnvFilter syntax [default: info].

@@ -1,9 +1,9 @@
 //! Harness shared by the black-box tests: starts the real `logpulsed` binary
 //! on an ephemeral port over a temporary data dir, and talks HTTP to it.
 //!
-//! The binary is `target/<profile>/logpulsed` next to the test executable's
-//! `deps/` directory (built by `cargo test --workspace`, or
-//! `cargo build -p logpulse-server`), or the path in `LOGPULSED`.
+//! The binary is the `logpulsed` cargo builds for the test run
+//! (`env!("CARGO_BIN_EXE_logpulsed")`: the root package owns it), or the
+//! path in `LOGPULSED`.
 #![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
@@ -23,26 +23,24 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a daemon may take to exit after SIGTERM.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `logpulsed` executable under test.
+/// The `logpulsed` executable under test: the one cargo built for this test
+/// run (this package owns the binary), or the path in `LOGPULSED` (e.g. a
+/// release build).
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("LOGPULSED") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test exe has a parent dir");
-    let profile_dir = if deps.ends_with("deps") {
-        deps.parent().expect("deps has a parent")
-    } else {
-        deps
-    };
-    let bin = profile_dir.join("logpulsed");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first with `cargo build -p logpulse-server` \
-         (or run `cargo test --workspace`), or point LOGPULSED at a logpulsed binary",
-        bin.display()
-    );
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_logpulsed"))
+}
+
+/// Reports a test that cannot run here: prints `SKIPPED: <why>`, or, under
+/// `CI=true` (where everything a test needs is installed and it runs as
+/// root), fails: a skip in CI would be a promise left unchecked.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true: a test may not skip, but this one would: {why}");
+    }
+    println!("SKIPPED: {why}");
 }
 
 /// A random token-like string.
@@ -457,7 +455,11 @@ impl Daemon {
     pub fn kill9(&mut self) {
         self.signal(libc::SIGKILL);
         let st = self.wait_exit(EXIT_TIMEOUT);
-        assert_eq!(st.code(), None, "SIGKILL should end the daemon by signal");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL),
+            "the daemon died of something else than the SIGKILL sent: {st}"
+        );
     }
 
     /// Starts the daemon again on the same data dir (after `stop`/`kill9`).

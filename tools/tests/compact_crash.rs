@@ -10,7 +10,10 @@ use common::*;
 use logpulse_engine::{DataSource, Engine, EngineConfig};
 
 const HOURS: u32 = 4;
+/// Kills at least; more (up to RUNS_MAX) until one landed in the middle of a
+/// swap (a compact segment beside the hot segments it replaces).
 const RUNS: usize = 6;
+const RUNS_MAX: usize = 30;
 
 fn build_template(dir: &Path) {
     let mut c = EngineConfig::new(dir);
@@ -66,7 +69,13 @@ fn kill_minus_nine_never_loses_or_duplicates_a_row() {
     let full = t0.elapsed();
 
     let mut rng = Rng(std::process::id() as u64 * 2_654_435_761 + 17);
-    for run_no in 0..RUNS {
+    let mut mid_swap = 0;
+    let mut runs = 0;
+    for run_no in 0..RUNS_MAX {
+        if run_no >= RUNS && mid_swap > 0 {
+            break;
+        }
+        runs += 1;
         let dir = tmp.path().join(format!("run{run_no}"));
         copy_tree(&template, &dir);
         let delay = Duration::from_micros(rng.below(full.as_micros() as u64));
@@ -76,7 +85,13 @@ fn kill_minus_nine_never_loses_or_duplicates_a_row() {
         child.wait().unwrap();
 
         let what = format!("run {run_no}, killed after {delay:?} of {full:?}");
-        eprintln!("{what}: {}", phase(&dir));
+        let (compacting, both) = phase(&dir);
+        eprintln!(
+            "{what}: {compacting} .compacting files, {both} hours with a compact segment beside hot ones"
+        );
+        if both > 0 {
+            mid_swap += 1;
+        }
         {
             let e = open(&dir);
             assert!(all_rows(&e) == want_rows, "{what}: rows or seqs differ");
@@ -104,12 +119,16 @@ fn kill_minus_nine_never_loses_or_duplicates_a_row() {
             .collect();
         assert!(leftovers.is_empty(), "{what}: {leftovers:?}");
     }
+    assert!(
+        mid_swap > 0,
+        "none of {runs} kills landed in the middle of a swap: the swap's recovery went untested"
+    );
 }
 
 /// Where a kill landed, from the files left: an unfinished `.compacting`
 /// file, an hour with both a compact segment and segments it replaces, or
-/// neither.
-fn phase(dir: &Path) -> String {
+/// neither: (`.compacting` files, hours with both).
+fn phase(dir: &Path) -> (usize, usize) {
     let files: Vec<String> = tree(dir)
         .into_iter()
         .map(|(p, _)| p.to_string_lossy().into_owned())
@@ -140,5 +159,5 @@ fn phase(dir: &Path) -> String {
         }
         both += by_hour.values().filter(|(c, h)| *c > 0 && *h > 0).count();
     }
-    format!("{compacting} .compacting files, {both} hours with a compact segment beside hot ones")
+    (compacting, both)
 }

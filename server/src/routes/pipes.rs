@@ -34,8 +34,13 @@ const ANOMALY_COLUMNS: &[(&str, &str)] = &[
 /// The pipes logpulse serves.
 pub const PIPES: [&str; 3] = ["recent_logs", "error_distribution", "log_anomalies"];
 
-/// Largest POST body of a pipe request: parameters are small.
+/// Largest POST body of a pipe request: parameters are small (and
+/// `max_body_bytes`, if lower, applies too).
 pub const BODY_BYTES_MAX: usize = 64 << 10;
+
+/// Largest POST body of a pipe request without a token in its headers or
+/// query string (the body may carry `token=`).
+pub const TOKEN_BODY_BYTES_MAX: usize = 4 << 10;
 
 /// Pipe request bodies read and parsed at once; more get 429.
 pub const BODIES_AT_ONCE: usize = 16;
@@ -59,16 +64,34 @@ pub async fn post(
     body: Body,
 ) -> Result<Response, ApiError> {
     let mut params = Params::from_query(q.as_deref());
-    // The token comes from the headers or the query string, never the body:
-    // a stranger's body is not read at all.
-    let principal = app.auth.authenticate(&headers, params.get("token"))?;
+    // The caller is known from the headers or the query string before any
+    // body is read. Without a token there, only a small form body may carry
+    // one (`token=...`): anything larger is a 401, unread.
+    let known = match app.auth.authenticate(&headers, params.get("token")) {
+        Ok(p) => Some(p),
+        Err(ApiError::Unauthorized(_)) => None,
+        Err(e) => return Err(e),
+    };
     let Ok(slot) = app.pipe_body_slots.try_acquire() else {
         return Err(ApiError::RateLimited(
             "too many pipe requests with a body in flight; retry later".into(),
         ));
     };
     let timeout = Duration::from_millis(app.config.request_timeout_ms);
-    let body = read_body(body, &headers, BODY_BYTES_MAX, timeout).await?;
+    let max = if known.is_some() {
+        BODY_BYTES_MAX
+    } else {
+        TOKEN_BODY_BYTES_MAX
+    }
+    .min(app.config.max_body_bytes);
+    let body = match read_body(body, &headers, max, timeout).await {
+        Err(ApiError::TooLarge(_)) if known.is_none() => {
+            return Err(ApiError::Unauthorized(
+                "missing token: send Authorization: Bearer <token> or ?token=".into(),
+            ))
+        }
+        other => other?,
+    };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -81,6 +104,10 @@ pub async fn post(
     }
     drop(body);
     drop(slot);
+    let principal = match known {
+        Some(p) => p,
+        None => app.auth.authenticate(&headers, params.get("token"))?,
+    };
     run(app, &file, params, principal)
 }
 
