@@ -72,6 +72,8 @@ pub async fn connection(
         if buf.len() > MESSAGE_BYTES_MAX + READ_BYTES {
             return Err(std::io::Error::other("syslog frame too large"));
         }
+        // Room for a whole read: a Vec grows by 64 bytes per read otherwise.
+        buf.reserve(READ_BYTES);
         let n = stream.read_buf(&mut (&mut buf).limit(READ_BYTES)).await?;
         let mut at = 0;
         let mut frames = Vec::new();
