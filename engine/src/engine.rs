@@ -16,7 +16,10 @@ use crate::index::Index;
 use crate::keys::Keys;
 use crate::lock::DirLock;
 use crate::open::{expected_index, reconcile_index, recover, segment_meta};
-use crate::query::{self, Anomalies, AnomalyQuery, Distribution, LogFilter, RecentLogs};
+use crate::query::{
+    self, Anomalies, AnomalyQuery, BaselineAnomalies, BaselineQuery, Distribution, KeyMinutes,
+    LogFilter, RecentLogs,
+};
 use crate::row::{DataSource, Row, ThresholdRow};
 use crate::segment::format::MAX_BODY_LEN;
 use crate::state::State;
@@ -278,6 +281,20 @@ impl Engine {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         query::log_anomalies(&st, &keys, q)
+    }
+
+    /// `log_baseline_anomalies`.
+    pub fn log_baseline_anomalies(&self, q: &BaselineQuery) -> BaselineAnomalies {
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        query::log_baseline_anomalies(&st, &keys, q)
+    }
+
+    /// Per-minute counts of the keys with an active threshold, for alerting.
+    pub fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Vec<KeyMinutes> {
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        query::threshold_minutes(&st, &keys, first_minute, minutes)
     }
 
     /// The threshold rows in force (active or not), ordered by key.

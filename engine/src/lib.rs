@@ -32,7 +32,8 @@ pub use durability::Durability;
 pub use engine::{DataSourceStats, Engine, EngineStats};
 pub use error::{Error, Result};
 pub use query::{
-    Anomalies, AnomalyQuery, AnomalyRow, Distribution, DistributionRow, LogFilter, RecentLogs,
+    Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow,
+    Distribution, DistributionRow, KeyMinutes, LogFilter, RecentLogs,
 };
 pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
 pub use writer::AppendReceipt;

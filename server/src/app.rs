@@ -19,7 +19,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{error_response, ApiError};
 use crate::metrics::Metrics;
-use crate::routes::{datasources, events, ops, pipes, shippers, tokens};
+use crate::routes::{alerts, datasources, events, ops, pipes, shippers, tokens};
 use crate::storage::Storage;
 
 pub struct AppInner {
@@ -35,6 +35,8 @@ pub struct AppInner {
     /// Pipe requests whose body is being read or parsed at once; more get 429.
     pub pipe_body_slots: tokio::sync::Semaphore,
     pub body_buffers: BodyBuffers,
+    /// The alert engine; `None` when alerting is off.
+    pub alerts: Option<Arc<crate::alerts::Alerting>>,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -80,6 +82,7 @@ pub fn app(state: AppState) -> Router {
             "/v0/datasources/{name}/truncate",
             post(datasources::truncate),
         )
+        .route("/v0/alerts", get(alerts::list))
         .route("/v0/tokens", get(tokens::list).post(tokens::create))
         .route(
             "/v0/tokens/{name}",
@@ -152,6 +155,7 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
         Some("/v1/logs") => "otlp",
         Some("/loki/api/v1/push") => "loki",
         Some(p) if p.starts_with("/es") => "elasticsearch",
+        Some("/v0/alerts") => "alerts",
         _ => "other",
     };
     let method = req.method().clone();

@@ -79,6 +79,36 @@ pub struct Args {
     /// PEM private key of tls_cert_file.
     #[arg(long, env = "LOGPULSE_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// Seconds between alert evaluations; fractions allowed, 0 turns alerting off [default: 15].
+    #[arg(long, env = "LOGPULSE_ALERT_EVAL_INTERVAL_SECS")]
+    pub alert_eval_interval_secs: Option<f64>,
+    /// Consecutive anomalous minutes before an alert fires [default: 1].
+    #[arg(long, env = "LOGPULSE_ALERT_FOR_MINUTES")]
+    pub alert_for_minutes: Option<u32>,
+    /// Quiet minutes after the last anomalous one before an alert resolves; fractions allowed [default: 5].
+    #[arg(long, env = "LOGPULSE_ALERT_RESOLVE_MINUTES")]
+    pub alert_resolve_minutes: Option<f64>,
+    /// z of LogBaselineAnomaly alerts; 0 turns them off [default: 0].
+    #[arg(long, env = "LOGPULSE_ALERT_BASELINE_Z")]
+    pub alert_baseline_z: Option<f64>,
+    /// min_count of LogBaselineAnomaly alerts [default: 10].
+    #[arg(long, env = "LOGPULSE_ALERT_BASELINE_MIN_COUNT")]
+    pub alert_baseline_min_count: Option<u64>,
+    /// baseline_hours of LogBaselineAnomaly alerts, 1..=168 [default: 24].
+    #[arg(long, env = "LOGPULSE_ALERT_BASELINE_HOURS")]
+    pub alert_baseline_hours: Option<u32>,
+    /// Alertmanager base URLs, comma-separated; each gets every alert.
+    #[arg(long, env = "LOGPULSE_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+    /// Webhook URLs, comma-separated, that get Alertmanager webhook payloads.
+    #[arg(long, env = "LOGPULSE_ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
+    /// Key of the HMAC-SHA256 signature header of webhook payloads.
+    #[arg(long, env = "LOGPULSE_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub alert_webhook_secret: Option<String>,
+    /// Time one delivery attempt may take [default: 5000].
+    #[arg(long, env = "LOGPULSE_ALERT_DELIVERY_TIMEOUT_MS")]
+    pub alert_delivery_timeout_ms: Option<u64>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -104,6 +134,16 @@ pub struct FileConfig {
     pub syslog_tls_listen: Option<SocketAddr>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub alert_eval_interval_secs: Option<f64>,
+    pub alert_for_minutes: Option<u32>,
+    pub alert_resolve_minutes: Option<f64>,
+    pub alert_baseline_z: Option<f64>,
+    pub alert_baseline_min_count: Option<u64>,
+    pub alert_baseline_hours: Option<u32>,
+    pub alertmanager_url: Option<String>,
+    pub alert_webhook_url: Option<String>,
+    pub alert_webhook_secret: Option<String>,
+    pub alert_delivery_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -128,6 +168,7 @@ pub struct Config {
     pub syslog_tls_listen: Option<SocketAddr>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 impl Config {
@@ -136,6 +177,7 @@ impl Config {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
+        let alerts = crate::alerts::AlertConfig::resolve(&args, &file)?;
         let tls_cert_file = args.tls_cert_file.or(file.tls_cert_file);
         let tls_key_file = args.tls_key_file.or(file.tls_key_file);
         anyhow::ensure!(
@@ -143,6 +185,7 @@ impl Config {
             "tls_cert_file and tls_key_file go together"
         );
         Ok(Config {
+            alerts,
             tls_cert_file,
             tls_key_file,
             syslog_tls_listen: args.syslog_tls_listen.or(file.syslog_tls_listen),

@@ -1,6 +1,7 @@
 //! logpulsed: the Tinybird-compatible HTTP daemon over the logpulse engine.
 #![deny(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -51,6 +52,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let alerts = match config.alerts.eval_interval {
+        Some(_) => Some(Arc::new(alerts::Alerting::start(
+            config.alerts.clone(),
+            storage.clone(),
+            &config.data_dir,
+        )?)),
+        None => None,
+    };
+    let evaluator = alerts.clone().and_then(|a| a.spawn());
     let state: AppState = Arc::new(AppInner {
         storage: storage.clone(),
         auth,
@@ -61,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
         pipe_body_slots: tokio::sync::Semaphore::new(routes::pipes::BODIES_AT_ONCE),
         body_buffers: Default::default(),
+        alerts,
     });
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(c), Some(k)) => Some(tls::Tls::load(c, k)?),
@@ -94,6 +105,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await;
     for l in listeners {
         l.abort();
+    }
+    if let Some(e) = evaluator {
+        e.abort();
     }
     let res = tokio::task::spawn_blocking(move || storage.close()).await?;
     match res {

@@ -97,6 +97,25 @@ impl Params {
         Ok(n)
     }
 
+    /// A finite Float parameter within `min..=max`.
+    pub fn float(&self, name: &str, default: f64, min: f64, max: f64) -> Result<f64, ApiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        let x: f64 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|x: &f64| x.is_finite())
+            .ok_or_else(|| ApiError::BadRequest(format!("parameter {name}: {v:?} is not a number")))?;
+        if x < min || x > max {
+            return Err(ApiError::BadRequest(format!(
+                "parameter {name}: {x} is outside {min}..={max}"
+            )));
+        }
+        Ok(x)
+    }
+
     /// A boolean parameter: true/false/1/0.
     pub fn bool(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {

@@ -3,8 +3,9 @@
 //! it; a ClickHouse-backed implementation can later do the same.
 
 use logpulse_engine::{
-    Anomalies, AnomalyQuery, AppendReceipt, DataSource, DataSourceStats, Distribution, Durability,
-    Engine, EngineStats, LogFilter, RecentLogs, Result, Row, ThresholdRow,
+    Anomalies, AnomalyQuery, AppendReceipt, BaselineAnomalies, BaselineQuery, DataSource,
+    DataSourceStats, Distribution, Durability, Engine, EngineStats, KeyMinutes, LogFilter,
+    RecentLogs, Result, Row, ThresholdRow,
 };
 
 pub trait Storage: Send + Sync + 'static {
@@ -12,6 +13,10 @@ pub trait Storage: Send + Sync + 'static {
     fn recent_logs(&self, filter: &LogFilter, limit: usize) -> Result<RecentLogs>;
     fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Result<Distribution>;
     fn log_anomalies(&self, q: &AnomalyQuery) -> Result<Anomalies>;
+    fn log_baseline_anomalies(&self, q: &BaselineQuery) -> Result<BaselineAnomalies>;
+    /// For the alert engine: the counts of the `minutes` minutes from
+    /// `first_minute` of every (service, severity) with an active threshold.
+    fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Result<Vec<KeyMinutes>>;
     fn thresholds(&self) -> Vec<ThresholdRow>;
     fn datasource_stats(&self, ds: DataSource) -> DataSourceStats;
     fn stats(&self) -> EngineStats;
@@ -32,6 +37,12 @@ impl Storage for Engine {
     }
     fn log_anomalies(&self, q: &AnomalyQuery) -> Result<Anomalies> {
         Ok(Engine::log_anomalies(self, q))
+    }
+    fn log_baseline_anomalies(&self, q: &BaselineQuery) -> Result<BaselineAnomalies> {
+        Ok(Engine::log_baseline_anomalies(self, q))
+    }
+    fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Result<Vec<KeyMinutes>> {
+        Ok(Engine::threshold_minutes(self, first_minute, minutes))
     }
     fn thresholds(&self) -> Vec<ThresholdRow> {
         Engine::thresholds(self)

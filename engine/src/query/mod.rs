@@ -2,11 +2,17 @@
 //! minutes come from the in-memory counts; only rows of partial minutes at a
 //! range's edges, and the rows `recent_logs` returns, are read from segments.
 
+mod alerting;
 mod anomalies;
+mod baseline;
 mod distribution;
 mod recent;
 
+pub use alerting::{threshold_minutes, KeyMinutes};
 pub use anomalies::{log_anomalies, Anomalies, AnomalyQuery, AnomalyRow};
+pub use baseline::{
+    judge, log_baseline_anomalies, mean_stddev, BaselineAnomalies, BaselineQuery, BaselineRow,
+};
 pub use distribution::{error_distribution, Distribution, DistributionRow};
 pub use recent::{recent_logs, RecentLogs};
 

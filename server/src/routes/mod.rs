@@ -1,5 +1,6 @@
 //! One module per API family.
 
+pub mod alerts;
 pub mod datasources;
 pub mod events;
 pub mod intake;

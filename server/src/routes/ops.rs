@@ -17,7 +17,10 @@ pub async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Valu
 
 pub async fn metrics(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.who.require_admin()?;
-    let text = app.metrics.render(app.storage.as_ref());
+    let mut text = app.metrics.render(app.storage.as_ref());
+    if let Some(a) = &app.alerts {
+        a.render_metrics(&mut text);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use logpulse_engine::{AnomalyQuery, DataSource, LogFilter};
+use logpulse_engine::{AnomalyQuery, BaselineQuery, DataSource, LogFilter};
 
 use crate::app::{read_body, AppState};
 use crate::auth::Principal;
@@ -31,8 +31,23 @@ const ANOMALY_COLUMNS: &[(&str, &str)] = &[
     ("excess_ratio", "Float64"),
 ];
 
+const BASELINE_COLUMNS: &[(&str, &str)] = &[
+    ("minute", "DateTime"),
+    ("service", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("log_count", "UInt64"),
+    ("baseline_mean", "Float64"),
+    ("baseline_stddev", "Float64"),
+    ("z_score", "Float64"),
+];
+
 /// The pipes logpulse serves.
-pub const PIPES: [&str; 3] = ["recent_logs", "error_distribution", "log_anomalies"];
+pub const PIPES: [&str; 4] = [
+    "recent_logs",
+    "error_distribution",
+    "log_anomalies",
+    "log_baseline_anomalies",
+];
 
 /// Largest POST body of a pipe request: parameters are small (and
 /// `max_body_bytes`, if lower, applies too).
@@ -179,6 +194,26 @@ fn run(
                 .collect();
             Ok(table(DISTRIBUTION_COLUMNS, rows, d.rows_before_limit, t0, d.stats).render(format))
         }
+        "log_baseline_anomalies" => {
+            let q = baseline_params(&params)?;
+            let a = storage.log_baseline_anomalies(&q)?;
+            let rows = a
+                .rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::DateTime(r.minute),
+                        Cell::Str(&r.service),
+                        Cell::Str(&r.severity),
+                        Cell::UInt(r.log_count),
+                        Cell::Float(r.baseline_mean),
+                        Cell::Float(r.baseline_stddev),
+                        Cell::Float(r.z_score),
+                    ]
+                })
+                .collect();
+            Ok(table(BASELINE_COLUMNS, rows, a.rows_before_limit, t0, a.stats).render(format))
+        }
         _ => {
             let q = anomaly_params(&params)?;
             let a = storage.log_anomalies(&q)?;
@@ -244,5 +279,20 @@ fn anomaly_params(p: &Params) -> Result<AnomalyQuery, ApiError> {
         service: p.string("service"),
         severity: upper(p.string("severity")),
         limit: p.int("limit", 100, 1, 10_000)? as usize,
+    })
+}
+
+/// The parameters of `log_baseline_anomalies`.
+fn baseline_params(p: &Params) -> Result<BaselineQuery, ApiError> {
+    let a = anomaly_params(p)?;
+    Ok(BaselineQuery {
+        end: a.end,
+        window_minutes: a.window_minutes,
+        z: p.float("z", 3.0, 0.0, 1e6)?,
+        min_count: p.int("min_count", 10, 0, i64::MAX)? as u64,
+        baseline_hours: p.int("baseline_hours", 24, 1, 168)? as u32,
+        service: a.service,
+        severity: a.severity,
+        limit: a.limit,
     })
 }

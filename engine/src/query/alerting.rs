@@ -1,0 +1,57 @@
+//! What the alert engine reads: for every (service, severity) with an active
+//! threshold, its per-minute counts over a few recent minutes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::keys::Keys;
+use crate::state::State;
+
+use super::{visit, Grain, KeyFilter};
+
+/// A key with an active threshold and its counts, oldest minute first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyMinutes {
+    pub service: Arc<str>,
+    pub severity: Arc<str>,
+    pub threshold_per_minute: f64,
+    pub counts: Vec<u64>,
+}
+
+/// The counts of the `minutes` minutes from `first_minute` (Unix seconds,
+/// a minute start) of every key with an active threshold and at least one
+/// row ever; keys without a row in the range have all-zero counts.
+pub fn threshold_minutes(
+    st: &State,
+    keys: &Keys,
+    first_minute: u32,
+    minutes: u32,
+) -> Vec<KeyMinutes> {
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    let mut out: Vec<KeyMinutes> = Vec::new();
+    for (row, _) in st.thresholds.rows().filter(|(r, _)| r.active == 1) {
+        if let Some(key) = keys.get(&row.service, &row.severity) {
+            let (s, v) = keys.name(key);
+            index.insert(key, out.len());
+            out.push(KeyMinutes {
+                service: s.clone(),
+                severity: v.clone(),
+                threshold_per_minute: row.threshold_per_minute,
+                counts: vec![0; minutes as usize],
+            });
+        }
+    }
+    if out.is_empty() || minutes == 0 {
+        return out;
+    }
+    let kf = KeyFilter::of(keys, index.keys().copied().collect());
+    let start = first_minute as u64 / 60 * 60;
+    let end = start + minutes as u64 * 60;
+    visit(st, &kf, start, end, Grain::Minute, |p| {
+        let i = ((p.min_ts as u64 - start) / 60) as usize;
+        if let (Some(&k), true) = (index.get(&p.key), i < minutes as usize) {
+            out[k].counts[i] += p.count;
+        }
+    });
+    out
+}
