@@ -15,6 +15,8 @@ fn protected_routes() -> Vec<(&'static str, &'static str, &'static [u8])> {
         ("GET", "/v0/pipes/recent_logs.json", b""),
         ("GET", "/v0/pipes/error_distribution.csv", b""),
         ("GET", "/v0/pipes/log_anomalies.ndjson", b""),
+        ("GET", "/v0/pipes/log_baseline_anomalies.csv", b""),
+        ("GET", "/v0/alerts", b""),
         ("POST", "/v0/pipes/recent_logs.json", b"limit=1"),
         ("GET", "/v0/datasources", b""),
         ("GET", "/v0/datasources/system_logs", b""),

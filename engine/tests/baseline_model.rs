@@ -75,16 +75,18 @@ fn gen_query() -> impl Strategy<Value = Query> {
         proptest::option::of(0..3usize),
         1..=20usize,
     )
-        .prop_map(|(end, window, z, min_count, hours, svc, sev, limit)| Query {
-            end,
-            window,
-            z,
-            min_count,
-            hours,
-            svc,
-            sev,
-            limit,
-        })
+        .prop_map(
+            |(end, window, z, min_count, hours, svc, sev, limit)| Query {
+                end,
+                window,
+                z,
+                min_count,
+                hours,
+                svc,
+                sev,
+                limit,
+            },
+        )
 }
 
 fn gen_op() -> impl Strategy<Value = Op> {
@@ -231,7 +233,9 @@ fn hand_computed_baseline() {
     // population stddev sqrt(60 - 1) = sqrt(59). Window: 30 rows.
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(EngineConfig::new(dir.path())).unwrap();
-    let mut batch: Vec<Row> = (0..60).map(|i| log(BASE + 600, "api", "ERROR", i)).collect();
+    let mut batch: Vec<Row> = (0..60)
+        .map(|i| log(BASE + 600, "api", "ERROR", i))
+        .collect();
     batch.extend((0..30).map(|i| log(BASE + 3600 + 5, "api", "ERROR", i)));
     e.append(&batch, Durability::Visible).unwrap();
     let q = BaselineQuery {
@@ -247,12 +251,27 @@ fn hand_computed_baseline() {
     let r = e.log_baseline_anomalies(&q);
     assert_eq!(r.rows.len(), 1);
     let row = &r.rows[0];
-    assert_eq!((row.minute, row.log_count, row.baseline_mean), (BASE + 3600, 30, 1.0));
+    assert_eq!(
+        (row.minute, row.log_count, row.baseline_mean),
+        (BASE + 3600, 30, 1.0)
+    );
     assert!((row.baseline_stddev - 59f64.sqrt()).abs() < 1e-12);
     assert_eq!(row.z_score, 3.78); // (30 - 1) / 7.681 = 3.775...
-    // min_count above the count, or a z the count does not reach: nothing.
-    assert!(e.log_baseline_anomalies(&BaselineQuery { min_count: 31, ..q.clone() }).rows.is_empty());
-    assert!(e.log_baseline_anomalies(&BaselineQuery { z: 3.8, ..q.clone() }).rows.is_empty());
+                                   // min_count above the count, or a z the count does not reach: nothing.
+    assert!(e
+        .log_baseline_anomalies(&BaselineQuery {
+            min_count: 31,
+            ..q.clone()
+        })
+        .rows
+        .is_empty());
+    assert!(e
+        .log_baseline_anomalies(&BaselineQuery {
+            z: 3.8,
+            ..q.clone()
+        })
+        .rows
+        .is_empty());
     // The alert engine's counts: the threshold decides which keys are listed.
     assert!(e.threshold_minutes(BASE + 3540, 2).is_empty());
     e.append(
@@ -268,5 +287,8 @@ fn hand_computed_baseline() {
     .unwrap();
     let k = e.threshold_minutes(BASE + 3540, 2);
     assert_eq!(k.len(), 1);
-    assert_eq!((k[0].threshold_per_minute, k[0].counts.clone()), (5.0, vec![0, 30]));
+    assert_eq!(
+        (k[0].threshold_per_minute, k[0].counts.clone()),
+        (5.0, vec![0, 30])
+    );
 }

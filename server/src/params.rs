@@ -107,7 +107,9 @@ impl Params {
             .parse()
             .ok()
             .filter(|x: &f64| x.is_finite())
-            .ok_or_else(|| ApiError::BadRequest(format!("parameter {name}: {v:?} is not a number")))?;
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("parameter {name}: {v:?} is not a number"))
+            })?;
         if x < min || x > max {
             return Err(ApiError::BadRequest(format!(
                 "parameter {name}: {x} is outside {min}..={max}"

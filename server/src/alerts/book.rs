@@ -123,7 +123,11 @@ impl Book {
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         for o in obs {
-            let key: Key = (o.alertname.into(), o.service.to_string(), o.severity.to_string());
+            let key: Key = (
+                o.alertname.into(),
+                o.service.to_string(),
+                o.severity.to_string(),
+            );
             let Some(last) = o.anomalous.last().cloned() else {
                 continue;
             };
@@ -193,10 +197,12 @@ impl Book {
             }
             // The minute after the last anomalous one ended without continuing the run.
             Status::Pending => present(key) && now_ms < (a.last.minute as i64 + 120) * 1000,
-            Status::Resolved => a.resolved_at_ms.is_some_and(|t| now_ms - t < RESOLVED_KEEP_MS),
+            Status::Resolved => a
+                .resolved_at_ms
+                .is_some_and(|t| now_ms - t < RESOLVED_KEEP_MS),
         });
-        self.dirty |= before != self.alerts.len()
-            || changes.iter().any(|c| matches!(c, Change::Resolved(_)));
+        self.dirty |=
+            before != self.alerts.len() || changes.iter().any(|c| matches!(c, Change::Resolved(_)));
     }
 
     /// Keys of a given alertname, for the `present` check of callers.
@@ -219,7 +225,12 @@ impl Book {
         let alerts = file
             .alerts
             .into_iter()
-            .map(|a| ((a.alertname.clone(), a.service.clone(), a.severity.clone()), a))
+            .map(|a| {
+                (
+                    (a.alertname.clone(), a.service.clone(), a.severity.clone()),
+                    a,
+                )
+            })
             .collect();
         Ok(Book {
             alerts,

@@ -109,8 +109,16 @@ impl AlertConfig {
                 .or(file.alert_baseline_min_count)
                 .unwrap_or(d.baseline_min_count),
             baseline_hours: hours,
-            alertmanagers: urls(args.alertmanager_url.as_ref().or(file.alertmanager_url.as_ref()))?,
-            webhooks: urls(args.alert_webhook_url.as_ref().or(file.alert_webhook_url.as_ref()))?,
+            alertmanagers: urls(
+                args.alertmanager_url
+                    .as_ref()
+                    .or(file.alertmanager_url.as_ref()),
+            )?,
+            webhooks: urls(
+                args.alert_webhook_url
+                    .as_ref()
+                    .or(file.alert_webhook_url.as_ref()),
+            )?,
             webhook_secret: args
                 .alert_webhook_secret
                 .clone()

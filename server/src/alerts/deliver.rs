@@ -212,7 +212,10 @@ impl Worker {
             .agent
             .post(&self.url)
             .set("Content-Type", "application/json")
-            .set("User-Agent", concat!("logpulse/", env!("CARGO_PKG_VERSION")));
+            .set(
+                "User-Agent",
+                concat!("logpulse/", env!("CARGO_PKG_VERSION")),
+            );
         if let Some(secret) = &self.secret {
             req = req.set(SIGNATURE_HEADER, &signature(secret, body));
         }

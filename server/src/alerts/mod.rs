@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-pub use self::config::AlertConfig;
 use self::book::{
     Alert, Book, Change, Detail, Key, Minute, Observation, Rules, Status, LOG_ANOMALY,
     LOG_BASELINE_ANOMALY,
 };
+pub use self::config::AlertConfig;
 use self::deliver::{Kind, Receiver};
 use crate::storage::Storage;
 
@@ -136,7 +136,11 @@ impl Alerting {
                     },
                 })
                 .collect();
-            watched.insert((LOG_ANOMALY.into(), k.service.to_string(), k.severity.to_string()));
+            watched.insert((
+                LOG_ANOMALY.into(),
+                k.service.to_string(),
+                k.severity.to_string(),
+            ));
             if !anomalous.is_empty() {
                 obs.push(Observation {
                     alertname: LOG_ANOMALY,
@@ -339,8 +343,15 @@ impl Alerting {
                 Status::Resolved => resolved += 1,
             }
         }
-        let _ = writeln!(out, "# HELP logpulse_alerts Alerts by state.\n# TYPE logpulse_alerts gauge");
-        for (s, n) in [("pending", pending), ("firing", firing), ("resolved", resolved)] {
+        let _ = writeln!(
+            out,
+            "# HELP logpulse_alerts Alerts by state.\n# TYPE logpulse_alerts gauge"
+        );
+        for (s, n) in [
+            ("pending", pending),
+            ("firing", firing),
+            ("resolved", resolved),
+        ] {
             let _ = writeln!(out, "logpulse_alerts{{state=\"{s}\"}} {n}");
         }
         let _ = writeln!(out, "# HELP logpulse_alert_evaluations_total Alert evaluations run.\n# TYPE logpulse_alert_evaluations_total counter\nlogpulse_alert_evaluations_total {}", self.evaluations.load(Ordering::Relaxed));

@@ -61,7 +61,11 @@ pub fn annotations(a: &Alert) -> BTreeMap<String, String> {
             baseline_stddev: sd,
             z_score: z,
         } => {
-            let z = if z.is_finite() { z.to_string() } else { "inf".into() };
+            let z = if z.is_finite() {
+                z.to_string()
+            } else {
+                "inf".into()
+            };
             out.insert(
                 "summary".into(),
                 format!("{svc} logged {n} {sev} rows in a minute, far above its baseline"),
@@ -91,7 +95,10 @@ pub fn fingerprint(a: &Alert) -> String {
         h.update(v.as_bytes());
         h.update([0]);
     }
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One alert as Alertmanager's `POST /api/v2/alerts` wants it: firing ones
