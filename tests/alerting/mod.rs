@@ -3,7 +3,6 @@
 //! what they get.
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
