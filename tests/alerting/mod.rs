@@ -3,13 +3,14 @@
 //! what they get.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::common::free_port;
 
 /// The Alertmanager binary: `LP_ALERTMANAGER`, or Debian's path, or on PATH.
 pub fn alertmanager_binary() -> Option<PathBuf> {
@@ -25,14 +26,6 @@ pub fn alertmanager_binary() -> Option<PathBuf> {
 /// Whether a test without its tool must fail (CI) rather than skip.
 pub fn require_tools() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running Alertmanager with a temporary config and storage.
