@@ -451,6 +451,7 @@ fn main() {
                 severity: None,
                 limit: 100,
             })
+            .unwrap()
         },
         |a| a.rows.len() as u64,
     );
@@ -506,6 +507,7 @@ fn main() {
                 },
                 100,
             )
+            .unwrap()
         },
         |d| d.rows.len() as u64,
     );
@@ -514,7 +516,7 @@ fn main() {
         &mut rng,
         500,
         budget,
-        |_| e.error_distribution(&LogFilter::default(), 100),
+        |_| e.error_distribution(&LogFilter::default(), 100).unwrap(),
         |d| d.rows.len() as u64,
     );
 

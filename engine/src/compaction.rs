@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Sender};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
 use crate::open::COMPACTING_SUFFIX;
 use crate::row::DataSource;
@@ -23,6 +23,7 @@ use crate::segment::mmap::SegmentMap;
 use crate::segment::recovery::scan;
 use crate::segment::{Entry, SegmentId};
 use crate::writer::maintenance::{drop_hours_msg, install_msg, Install};
+use crate::writer::WriterMsg;
 
 pub use crate::writer::maintenance::Dropped;
 
@@ -71,123 +72,143 @@ struct Input {
     path: PathBuf,
     map: Arc<SegmentMap>,
     compact: Option<Arc<CompactSegment>>,
+    /// Rows of a hot input (a compact one is read through its heads).
     entries: Vec<Entry>,
+    rows: usize,
 }
 
 impl Engine {
     /// Every segment of every data source, in (data source, hour, file) order.
     pub fn segment_infos(&self) -> Vec<SegmentInfo> {
-        let st = self.shared.state.read();
-        let mut out = Vec::new();
-        for (ds, t) in &st.tables {
-            for (id, s) in &t.segments {
-                out.push(SegmentInfo {
-                    ds: *ds,
-                    id: *id,
-                    path: s.path.clone(),
-                    rows: s.entries.len() as u64,
-                    bytes: s.bytes(),
-                    compact: s.compact.is_some(),
-                });
-            }
-        }
-        out
+        segment_infos(&self.shared)
     }
 
     /// Merges the segments of one (data source, hour) into one compact
     /// segment: rows sorted by (timestamp, seq), every input CRC checked,
     /// zstd blocks. `None` when there is nothing to do (no segment, or one
     /// compact segment already). Appends to the hour while it is being built
-    /// make the install fail (nothing changes); the tool runs with the
-    /// daemon stopped.
+    /// make the install fail (nothing changes; a later pass tries again).
     pub fn compact_hour(
         &self,
         ds: DataSource,
         hour: u32,
         opts: &CompactOptions,
     ) -> Result<Option<Compacted>> {
-        let (dir, inputs) = {
-            let st = self.shared.state.read();
-            let table = st.table(ds);
-            let mut inputs: Vec<Input> = table
-                .hour(hour)
-                .map(|s| Input {
-                    id: s.id,
-                    path: s.path.clone(),
-                    map: s.map.clone(),
-                    compact: s.compact.clone(),
-                    entries: s.entries.clone(),
-                })
-                .collect();
-            inputs.sort_by_key(|i| i.id);
-            (table.dir.clone(), inputs)
-        };
-        if inputs.is_empty() || (inputs.len() == 1 && inputs[0].compact.is_some()) {
-            return Ok(None);
-        }
-        let first = inputs[0].id.file_no;
-        let last = inputs[inputs.len() - 1].id.file_no;
-        let id = SegmentId {
-            hour,
-            file_no: last + 1,
-        };
-        let tmp = compacting_path(&id.path_in(&dir));
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&tmp, e)),
-        }
-        let built = build(ds, hour, &inputs, &tmp, id, (first, last), opts);
-        if let Err(e) = built {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let before: Vec<SegmentInfo> = inputs
-            .iter()
-            .map(|i| SegmentInfo {
-                ds,
-                id: i.id,
-                path: i.path.clone(),
-                rows: i.entries.len() as u64,
-                bytes: i.map.committed_len() as u64,
-                compact: i.compact.is_some(),
-            })
-            .collect();
-        let (reply, answer) = bounded(1);
-        let job = Install {
-            ds,
-            hour,
-            inputs: inputs.iter().map(|i| (i.id, i.entries.len())).collect(),
-            tmp,
-            id,
-            step_pause: opts.step_pause,
-        };
-        drop(inputs);
-        self.tx
-            .send(install_msg(job, reply))
-            .map_err(|_| Error::ShuttingDown)?;
-        answer.recv().map_err(|_| Error::ShuttingDown)??;
-        let output = self
-            .segment_infos()
-            .into_iter()
-            .find(|s| s.ds == ds && s.id == id)
-            .ok_or_else(|| Error::Invalid("compact segment vanished after install".into()))?;
-        Ok(Some(Compacted {
-            inputs: before,
-            output,
-        }))
+        compact_hour(&self.shared, &self.tx, ds, hour, opts)
     }
 
     /// Retention: removes every segment of an hour before `before_hour`, of
     /// every data source, except `log_anomaly_thresholds` hours holding a
     /// row in force. Minute counts and index entries go with them.
     pub fn drop_hours_before(&self, before_hour: u32) -> Result<Dropped> {
-        let (reply, answer) = bounded(1);
-        self.tx
-            .send(drop_hours_msg(before_hour, reply))
-            .map_err(|_| Error::ShuttingDown)?;
-        answer.recv().map_err(|_| Error::ShuttingDown)?
+        drop_hours_before(&self.tx, before_hour)
     }
+}
+
+/// [`Engine::compact_hour`], for the engine and its lifecycle thread.
+pub(crate) fn compact_hour(
+    shared: &Shared,
+    tx: &Sender<WriterMsg>,
+    ds: DataSource,
+    hour: u32,
+    opts: &CompactOptions,
+) -> Result<Option<Compacted>> {
+    let (dir, inputs) = {
+        let st = shared.state.read();
+        let table = st.table(ds);
+        let mut inputs: Vec<Input> = table
+            .hour(hour)
+            .map(|s| Input {
+                id: s.id,
+                path: s.path.clone(),
+                map: s.map.clone(),
+                compact: s.compact.clone(),
+                entries: s.entries.clone(),
+                rows: s.rows() as usize,
+            })
+            .collect();
+        inputs.sort_by_key(|i| i.id);
+        (table.dir.clone(), inputs)
+    };
+    if inputs.is_empty() || (inputs.len() == 1 && inputs[0].compact.is_some()) {
+        return Ok(None);
+    }
+    let first = inputs[0].id.file_no;
+    let last = inputs[inputs.len() - 1].id.file_no;
+    let id = SegmentId {
+        hour,
+        file_no: last + 1,
+    };
+    let tmp = compacting_path(&id.path_in(&dir));
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, e)),
+    }
+    let built = build(ds, hour, &inputs, &tmp, id, (first, last), opts);
+    if let Err(e) = built {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let before: Vec<SegmentInfo> = inputs
+        .iter()
+        .map(|i| SegmentInfo {
+            ds,
+            id: i.id,
+            path: i.path.clone(),
+            rows: i.rows as u64,
+            bytes: i.map.committed_len() as u64,
+            compact: i.compact.is_some(),
+        })
+        .collect();
+    let (reply, answer) = bounded(1);
+    let job = Install {
+        ds,
+        hour,
+        inputs: inputs.iter().map(|i| (i.id, i.rows)).collect(),
+        tmp,
+        id,
+        step_pause: opts.step_pause,
+    };
+    drop(inputs);
+    tx.send(install_msg(job, reply))
+        .map_err(|_| Error::ShuttingDown)?;
+    answer.recv().map_err(|_| Error::ShuttingDown)??;
+    let output = segment_infos(shared)
+        .into_iter()
+        .find(|s| s.ds == ds && s.id == id)
+        .ok_or_else(|| Error::Invalid("compact segment vanished after install".into()))?;
+    Ok(Some(Compacted {
+        inputs: before,
+        output,
+    }))
+}
+
+/// [`Engine::segment_infos`].
+pub(crate) fn segment_infos(shared: &Shared) -> Vec<SegmentInfo> {
+    let st = shared.state.read();
+    let mut out = Vec::new();
+    for (ds, t) in &st.tables {
+        for (id, s) in &t.segments {
+            out.push(SegmentInfo {
+                ds: *ds,
+                id: *id,
+                path: s.path.clone(),
+                rows: s.rows(),
+                bytes: s.bytes(),
+                compact: s.compact.is_some(),
+            });
+        }
+    }
+    out
+}
+
+/// [`Engine::drop_hours_before`], for the engine and its lifecycle thread.
+pub(crate) fn drop_hours_before(tx: &Sender<WriterMsg>, before_hour: u32) -> Result<Dropped> {
+    let (reply, answer) = bounded(1);
+    tx.send(drop_hours_msg(before_hour, reply))
+        .map_err(|_| Error::ShuttingDown)?;
+    answer.recv().map_err(|_| Error::ShuttingDown)?
 }
 
 /// `<name>.seg.compacting`: where a compact segment is written before it
@@ -211,23 +232,24 @@ fn build(
     // (ts, seq, input, entry offset); every hot frame's CRC is checked here.
     let mut rows: Vec<(u32, u64, u32, u32)> = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
+        if let Some(c) = &input.compact {
+            c.scan(|row, ts, seq, _| rows.push((ts, seq, i as u32, row)))?;
+            continue;
+        }
         let data = input.map.committed();
         for e in &input.entries {
-            let seq = match &input.compact {
-                Some(c) => c.seq(e.offset),
-                None => match read_frame(data, e.offset as usize) {
-                    FrameRead::Frame(f) => f.seq,
-                    FrameRead::End => {
-                        return Err(Error::corrupt(
-                            &input.path,
-                            e.offset as u64,
-                            "record missing",
-                        ))
-                    }
-                    FrameRead::Invalid(why) => {
-                        return Err(Error::corrupt(&input.path, e.offset as u64, why))
-                    }
-                },
+            let seq = match read_frame(data, e.offset as usize) {
+                FrameRead::Frame(f) => f.seq,
+                FrameRead::End => {
+                    return Err(Error::corrupt(
+                        &input.path,
+                        e.offset as u64,
+                        "record missing",
+                    ))
+                }
+                FrameRead::Invalid(why) => {
+                    return Err(Error::corrupt(&input.path, e.offset as u64, why))
+                }
             };
             rows.push((e.ts, seq, i as u32, e.offset));
         }
@@ -372,7 +394,7 @@ fn verify_file(ds: DataSource, path: &Path, out: &mut Verified) {
     };
     if let Some((h, _)) = compact {
         let _ = h;
-        let mut seg = match CompactSegment::open_read_only(path) {
+        let seg = match CompactSegment::open_read_only(path) {
             Ok(s) => s,
             Err(Error::Corrupt { offset, reason, .. }) => return damage(offset, reason),
             Err(e) => return damage(0, e.to_string()),

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use tracing::info;
 
 use crate::config::EngineConfig;
@@ -14,6 +15,7 @@ use crate::durability::Durability;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::keys::Keys;
+use crate::lifecycle::{self, Lifecycle, LifecycleCounters, LifecycleStats};
 use crate::lock::DirLock;
 use crate::open::{expected_index, reconcile_index, recover, segment_meta};
 use crate::query::{
@@ -21,7 +23,9 @@ use crate::query::{
     LogFilter, RecentLogs,
 };
 use crate::row::{DataSource, Row, ThresholdRow};
+use crate::segment::compact::BlockCache;
 use crate::segment::format::MAX_BODY_LEN;
+use crate::segment::{Entry, Segment};
 use crate::state::State;
 use crate::writer::{run_indexer, AppendReceipt, Batch, Prepared, Writer, WriterMsg};
 
@@ -87,6 +91,12 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Spent batches' buffers, reused by later appends.
     pub buffers: BatchBuffers,
+    /// Decompressed blocks of compact segments, bounded.
+    pub cache: Arc<BlockCache>,
+    /// What the lifecycle thread measured and did.
+    pub lifecycle: LifecycleCounters,
+    /// When each (data source, hour) last received rows, since open.
+    pub hour_writes: Mutex<FxHashMap<(DataSource, u32), std::time::Instant>>,
     poison: Mutex<Option<String>>,
     _lock: DirLock,
 }
@@ -122,6 +132,7 @@ pub struct Engine {
     pub(crate) shared: Arc<Shared>,
     pub(crate) tx: Sender<WriterMsg>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    lifecycle: Mutex<Option<Lifecycle>>,
 }
 
 impl Engine {
@@ -133,10 +144,11 @@ impl Engine {
         let lock = DirLock::acquire(dir)?;
         let t0 = std::time::Instant::now();
         let mut keys = Keys::default();
-        let rec = recover(dir, &mut keys)?;
+        let cache = BlockCache::new(config.block_cache_bytes as usize);
+        let rec = recover(dir, &mut keys, &cache)?;
         let index = open_index(&config)?;
         let watermark = rec.next_seq - 1;
-        reconcile_index(&index, expected_index(&rec.state, &keys, watermark))?;
+        reconcile_index(&index, expected_index(&rec.state, watermark))?;
         let metas: rustc_hash::FxHashMap<_, _> = rec
             .state
             .tables
@@ -160,6 +172,9 @@ impl Engine {
             index,
             counters: Counters::default(),
             buffers: BatchBuffers::default(),
+            cache,
+            lifecycle: LifecycleCounters::default(),
+            hour_writes: Mutex::new(FxHashMap::default()),
             poison: Mutex::new(None),
             _lock: lock,
             config,
@@ -186,10 +201,16 @@ impl Engine {
             .into_iter()
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| Error::io(dir, e))?;
+        let lifecycle = if shared.config.lifecycle.enabled() {
+            Some(lifecycle::start(shared.clone(), tx.clone()).map_err(|e| Error::io(dir, e))?)
+        } else {
+            None
+        };
         Ok(Engine {
             shared,
             tx,
             threads: Mutex::new(threads),
+            lifecycle: Mutex::new(lifecycle),
         })
     }
 
@@ -204,6 +225,7 @@ impl Engine {
         if let Some(p) = self.shared.poison_message() {
             return Err(Error::Poisoned(p));
         }
+        self.check_free_space()?;
         let batch = self.prepare(rows, durability)?;
         let (reply, answer) = bounded(1);
         match self.tx.try_send(WriterMsg::Append { batch, reply }) {
@@ -212,6 +234,33 @@ impl Engine {
             Err(TrySendError::Disconnected(_)) => return Err(Error::ShuttingDown),
         }
         answer.recv().map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// [`Error::LowDisk`] while the filesystem's free space is under
+    /// `min_free_disk_bytes`.
+    pub(crate) fn check_free_space(&self) -> Result<()> {
+        let l = &self.shared.lifecycle;
+        if l.low_disk.load(Ordering::Relaxed) {
+            return Err(Error::LowDisk {
+                free: l.free_disk_bytes.load(Ordering::Relaxed),
+                floor: self.shared.config.lifecycle.min_free_disk_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// What the lifecycle thread measured and did, and the oldest stored
+    /// hour of `system_logs`.
+    pub fn lifecycle_stats(&self) -> LifecycleStats {
+        let mut s = self.shared.lifecycle.snapshot();
+        let st = self.shared.state.read();
+        s.oldest_hour = st
+            .table(DataSource::SystemLogs)
+            .segments
+            .keys()
+            .next()
+            .map(|id| id.hour as u64 * 3600);
+        s
     }
 
     /// Encodes rows, quarantine rows first so that a batch's last record is
@@ -264,20 +313,23 @@ impl Engine {
 
     /// `recent_logs`: newest first, at most `limit` rows.
     pub fn recent_logs(&self, filter: &LogFilter, limit: usize) -> Result<RecentLogs> {
-        let st = self.shared.state.read();
-        let keys = self.shared.keys.read();
-        query::recent_logs(&st, &keys, filter, limit)
+        let plan = {
+            let st = self.shared.state.read();
+            let keys = self.shared.keys.read();
+            query::plan_recent(&st, &keys, filter, limit)?
+        };
+        query::fetch_recent(plan)
     }
 
     /// `error_distribution`.
-    pub fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Distribution {
+    pub fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Result<Distribution> {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         query::error_distribution(&st, &keys, filter, limit)
     }
 
     /// `log_anomalies`.
-    pub fn log_anomalies(&self, q: &AnomalyQuery) -> Anomalies {
+    pub fn log_anomalies(&self, q: &AnomalyQuery) -> Result<Anomalies> {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         query::log_anomalies(&st, &keys, q)
@@ -362,12 +414,7 @@ impl Engine {
     /// tools and tests; not a query path).
     pub fn scan_logs(&self, mut f: impl FnMut(u64, crate::row::LogRow<'_>)) -> Result<()> {
         let st = self.shared.state.read();
-        let mut all: Vec<(u64, &crate::segment::Segment, crate::segment::Entry)> = Vec::new();
-        for seg in st.table(DataSource::SystemLogs).segments.values() {
-            all.extend(seg.entries.iter().map(|e| (seg.seq(e), seg, *e)));
-        }
-        all.sort_unstable_by_key(|a| a.0);
-        for (seq, seg, e) in all {
+        for (seq, seg, e) in all_rows(st.table(DataSource::SystemLogs))? {
             let body = seg.read_body(&e)?;
             let row = crate::row::decode_log(&body)
                 .map_err(|m| Error::corrupt(&seg.path, e.offset as u64, m))?;
@@ -381,19 +428,20 @@ impl Engine {
     pub fn scan_thresholds(&self) -> Result<Vec<(u64, ThresholdRow)>> {
         let st = self.shared.state.read();
         let mut out = Vec::new();
-        for seg in st.table(DataSource::Thresholds).segments.values() {
-            for e in &seg.entries {
-                let row = crate::row::decode_threshold(&seg.read_body(e)?)
-                    .map_err(|m| Error::corrupt(&seg.path, e.offset as u64, m))?;
-                out.push((seg.seq(e), row));
-            }
+        for (seq, seg, e) in all_rows(st.table(DataSource::Thresholds))? {
+            let row = crate::row::decode_threshold(&seg.read_body(&e)?)
+                .map_err(|m| Error::corrupt(&seg.path, e.offset as u64, m))?;
+            out.push((seq, row));
         }
-        out.sort_unstable_by_key(|a| a.0);
         Ok(out)
     }
 
     /// Stops the writer after syncing everything. Idempotent.
     pub fn close(&self) -> Result<()> {
+        if let Some(l) = self.lifecycle.lock().take() {
+            drop(l.stop);
+            let _ = l.thread.join();
+        }
         let mut threads = self.threads.lock();
         if threads.is_empty() {
             return Ok(());
@@ -419,6 +467,37 @@ impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Every row of a table with its seq and segment, in seq order.
+fn all_rows(table: &crate::state::Table) -> Result<Vec<(u64, &Segment, Entry)>> {
+    let mut all = Vec::new();
+    for seg in table.segments.values() {
+        let mut err = None;
+        seg.for_each_entry(
+            0,
+            u64::MAX,
+            |_| true,
+            |e, seq| {
+                let seq = match seq {
+                    Some(s) => s,
+                    None => match seg.seq(&e) {
+                        Ok(s) => s,
+                        Err(x) => {
+                            err.get_or_insert(x);
+                            0
+                        }
+                    },
+                };
+                all.push((seq, seg, e));
+            },
+        )?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+    }
+    all.sort_unstable_by_key(|a| a.0);
+    Ok(all)
 }
 
 fn open_index(config: &EngineConfig) -> Result<Index> {

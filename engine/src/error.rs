@@ -40,6 +40,8 @@ pub enum Error {
     ShuttingDown,
     #[error("write queue is full")]
     Busy,
+    #[error("free disk space ({free} bytes) is under min_free_disk_bytes ({floor}): appends are refused until space is freed")]
+    LowDisk { free: u64, floor: u64 },
     #[error("{0}")]
     Invalid(String),
 }

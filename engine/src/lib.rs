@@ -16,6 +16,7 @@ pub mod error;
 pub mod index;
 pub mod ingest;
 pub mod keys;
+pub mod lifecycle;
 pub mod lock;
 pub mod open;
 pub mod query;
@@ -25,12 +26,13 @@ pub mod state;
 pub mod stats;
 pub mod thresholds;
 pub mod time;
-mod writer;
+pub(crate) mod writer;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, LifecycleConfig};
 pub use durability::Durability;
 pub use engine::{DataSourceStats, Engine, EngineStats};
 pub use error::{Error, Result};
+pub use lifecycle::{BackendMetric, LifecycleStats};
 pub use query::{
     Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow,
     Distribution, DistributionRow, KeyMinutes, LogFilter, RecentLogs,

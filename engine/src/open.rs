@@ -11,10 +11,10 @@ use tracing::{info, warn};
 
 use crate::durability::rewrite_atomic;
 use crate::error::{Error, Result};
-use crate::index::{expand_minutes, Index, IndexUpdate, MinuteKey, SegmentMeta};
+use crate::index::{Index, IndexUpdate, SegmentMeta};
 use crate::keys::Keys;
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource, ThresholdRow};
-use crate::segment::compact::{peek_info, CompactInfo, CompactSegment};
+use crate::segment::compact::{peek_info, BlockCache, CompactInfo, CompactSegment};
 use crate::segment::format::{Header, KIND_HOT};
 use crate::segment::mmap::SegmentMap;
 use crate::segment::recovery::{scan, Tail};
@@ -42,6 +42,8 @@ struct Found {
     batch_end: u64,
     /// The decoder of a compact segment.
     compact: Option<Arc<CompactSegment>>,
+    /// Compact `system_logs`: engine key id per dictionary entry.
+    key_ids: Vec<u32>,
 }
 
 /// What the writer needs to continue: where each hot segment ends.
@@ -62,7 +64,7 @@ pub fn write_seq_floor(data_dir: &Path, seq: u64) -> Result<()> {
 }
 
 /// Scans the data dir and returns the state to serve from.
-pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
+pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Result<Recovered> {
     let mut found = Vec::new();
     for ds in DataSource::ALL {
         let dir = data_dir.join(ds.name());
@@ -78,7 +80,7 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
                 continue;
             }
             restore_zero_header(ds, &path)?;
-            found.push(scan_one(ds, &path, keys)?);
+            found.push(scan_one(ds, &path, keys, cache)?);
         }
     }
     let floor = read_seq_floor(data_dir);
@@ -112,8 +114,13 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
             }
         }
         if f.ds == DataSource::SystemLogs {
-            for e in &f.entries {
-                stats.add(e.ts, e.key);
+            match &f.compact {
+                Some(c) => add_compact_counts(&mut stats, c, &f.key_ids)?,
+                None => {
+                    for e in &f.entries {
+                        stats.add(e.ts, e.key);
+                    }
+                }
             }
         }
         let map = match &f.compact {
@@ -121,18 +128,17 @@ pub fn recover(data_dir: &Path, keys: &mut Keys) -> Result<Recovered> {
             None => map_file(&f.path, f.valid_end)?,
         };
         let table = tables.get_mut(&f.ds).expect("table per data source");
-        table.rows += f.entries.len() as u64;
-        table.segments.insert(
-            f.id,
-            Segment {
-                id: f.id,
-                path: f.path,
-                map,
-                entries: f.entries,
-                appendable: f.header.kind == KIND_HOT,
-                compact: f.compact,
-            },
-        );
+        let seg = Segment {
+            id: f.id,
+            path: f.path,
+            map,
+            entries: f.entries,
+            appendable: f.header.kind == KIND_HOT,
+            compact: f.compact,
+            key_ids: f.key_ids,
+        };
+        table.rows += seg.rows();
+        table.segments.insert(f.id, seg);
     }
     let state = State {
         tables,
@@ -188,7 +194,7 @@ fn finish_compactions(dir: &Path, paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         let Ok(Some((h, info))) = peek_info(p) else {
             continue;
         };
-        CompactSegment::open(p, map_file(p, h.synced_len)?)?;
+        CompactSegment::open_read_only(p)?;
         compact.push((h.hour, h.file_no, info));
     }
     let mut keep = Vec::with_capacity(paths.len());
@@ -300,9 +306,42 @@ fn is_blank(path: &Path) -> Result<bool> {
     Ok(rest.iter().all(|b| *b == 0))
 }
 
-fn scan_one(ds: DataSource, path: &Path, keys: &mut Keys) -> Result<Found> {
+/// Adds a compact `system_logs` segment's per-minute counts: from its
+/// counts section, or (version 2 files) from its block heads.
+pub(crate) fn add_compact_counts(
+    stats: &mut LogStats,
+    c: &CompactSegment,
+    key_ids: &[u32],
+) -> Result<()> {
+    let global = |k: u32| key_ids[k as usize];
+    match &c.counts {
+        Some(counts) => {
+            let base = c.header.hour * 60;
+            for k in counts {
+                stats.add_minute(
+                    base + k.minute as u32,
+                    global(k.key),
+                    k.count,
+                    k.min_sec,
+                    k.max_sec,
+                );
+            }
+            Ok(())
+        }
+        None => c.scan(|_, ts, _, key| {
+            stats.add(ts, global(key));
+        }),
+    }
+}
+
+fn scan_one(
+    ds: DataSource,
+    path: &Path,
+    keys: &mut Keys,
+    cache: &Arc<BlockCache>,
+) -> Result<Found> {
     if let Some((header, _)) = peek_info(path)? {
-        return scan_compact(ds, path, header, keys);
+        return scan_compact(ds, path, header, keys, cache);
     }
     let mut entries = Vec::new();
     let mut seqs = Vec::new();
@@ -360,6 +399,7 @@ fn scan_one(ds: DataSource, path: &Path, keys: &mut Keys) -> Result<Found> {
         tail: s.tail,
         batch_end,
         compact: None,
+        key_ids: Vec::new(),
     })
 }
 
@@ -368,11 +408,12 @@ pub(crate) fn load_compact_segment(
     ds: DataSource,
     path: &Path,
     keys: &mut Keys,
+    cache: &Arc<BlockCache>,
 ) -> Result<Segment> {
     let Some((header, _)) = peek_info(path)? else {
         return Err(Error::corrupt(path, 10, "not a compact segment"));
     };
-    let f = scan_compact(ds, path, header, keys)?;
+    let f = scan_compact(ds, path, header, keys, cache)?;
     Ok(Segment {
         id: f.id,
         path: f.path,
@@ -385,12 +426,21 @@ pub(crate) fn load_compact_segment(
         entries: f.entries,
         appendable: false,
         compact: f.compact,
+        key_ids: f.key_ids,
     })
 }
 
-/// Reads a compact segment's heads (and, for thresholds, its rows), and
-/// checks the CRC of every block.
-fn scan_compact(ds: DataSource, path: &Path, header: Header, keys: &mut Keys) -> Result<Found> {
+/// Opens a compact segment through its directory: no row is read, except
+/// the rows of `log_anomaly_thresholds` (few, and needed for the thresholds
+/// in force). Block CRCs are checked when a block is read; `logpulse-compact
+/// --verify-only` checks every one.
+fn scan_compact(
+    ds: DataSource,
+    path: &Path,
+    header: Header,
+    keys: &mut Keys,
+    cache: &Arc<BlockCache>,
+) -> Result<Found> {
     if header.datasource != ds.id() {
         return Err(Error::corrupt(
             path,
@@ -402,28 +452,20 @@ fn scan_compact(ds: DataSource, path: &Path, header: Header, keys: &mut Keys) ->
             ),
         ));
     }
-    let mut c = CompactSegment::open(path, map_file(path, header.synced_len)?)?;
-    let global: Vec<u32> = c.keys.iter().map(|(s, v)| keys.intern(s, v)).collect();
-    let (mut entries, mut seqs) = (Vec::new(), Vec::new());
-    c.scan(|row, ts, seq, key| {
-        let key = if ds == DataSource::SystemLogs {
-            global[key as usize]
-        } else {
-            0
-        };
-        entries.push(Entry {
-            offset: row,
-            ts,
-            key,
-        });
-        seqs.push(seq);
-    })?;
-    // Every block's CRCs are checked, as every hot frame's is; bodies are
-    // decompressed only when queries need their rows.
-    c.check_body_crcs()?;
+    let mut c = CompactSegment::open(path, map_file(path, header.synced_len)?, cache.clone())?;
+    let mut key_ids = Vec::new();
+    if ds == DataSource::SystemLogs {
+        // The file's dictionary shares the engine's strings from here on.
+        for k in c.keys.iter_mut() {
+            let id = keys.intern(&k.0, &k.1);
+            let (s, v) = keys.name(id);
+            *k = (s.clone(), v.clone());
+            key_ids.push(id);
+        }
+    }
     let mut thresholds = Vec::new();
-    for bi in 0..c.blocks.len() {
-        if ds == DataSource::Thresholds {
+    if ds == DataSource::Thresholds {
+        for bi in 0..c.blocks.len() {
             for (_, seq, body) in c.block_rows(bi)? {
                 let t = decode_threshold(&body).map_err(|e| {
                     Error::corrupt(
@@ -445,14 +487,15 @@ fn scan_compact(ds: DataSource, path: &Path, header: Header, keys: &mut Keys) ->
         },
         path: path.to_path_buf(),
         header,
-        batch_end: seqs.iter().copied().max().unwrap_or(0),
-        entries,
-        seqs,
+        batch_end: c.seq_range().map_or(0, |r| r.1),
+        entries: Vec::new(),
+        seqs: Vec::new(),
         thresholds,
         valid_end: len,
         file_len: len,
         tail: None,
         compact: Some(Arc::new(c)),
+        key_ids,
     })
 }
 
@@ -501,18 +544,12 @@ fn repair_tail(f: &Found) -> Result<()> {
 }
 
 /// The index content that the recovered state implies.
-pub fn expected_index(state: &State, keys: &Keys, watermark: u64) -> IndexUpdate {
+pub fn expected_index(state: &State, watermark: u64) -> IndexUpdate {
     let mut u = IndexUpdate {
         watermark,
-        clear_minutes: true,
         clear_thresholds: true,
         ..Default::default()
     };
-    for (hour, key, kh) in state.log_stats.all_hours() {
-        let (s, v) = keys.name(key);
-        u.minutes
-            .insert((hour, s.to_string(), v.to_string()), kh.minutes);
-    }
     u.thresholds = state.thresholds.rows().cloned().collect();
     for (ds, t) in &state.tables {
         for (id, seg) in &t.segments {
@@ -524,15 +561,14 @@ pub fn expected_index(state: &State, keys: &Keys, watermark: u64) -> IndexUpdate
 
 pub fn segment_meta(seg: &Segment) -> SegmentMeta {
     let mut m = SegmentMeta {
-        rows: seg.entries.len() as u64,
+        rows: seg.rows(),
         bytes: seg.bytes(),
         min_ts: u32::MAX,
         min_seq: u64::MAX,
         ..Default::default()
     };
-    for e in &seg.entries {
-        m.min_ts = m.min_ts.min(e.ts);
-        m.max_ts = m.max_ts.max(e.ts);
+    if let Some((min, max)) = seg.ts_range() {
+        (m.min_ts, m.max_ts) = (min, max);
     }
     if let Some((min, max)) = seg.seq_range() {
         (m.min_seq, m.max_seq) = (min, max);
@@ -544,7 +580,6 @@ pub fn segment_meta(seg: &Segment) -> SegmentMeta {
 /// disagree (or it was missing). Returns whether it was rebuilt.
 pub fn reconcile_index(index: &Index, expected: IndexUpdate) -> Result<bool> {
     let same = index.watermark()? == expected.watermark
-        && expand_minutes(&index.minutes()?) == expand_minutes(&expected.minutes)
         && same_thresholds(index.thresholds()?, &expected.thresholds)
         && index.segments()? == expected.segments;
     if same {
@@ -572,7 +607,15 @@ fn same_thresholds(mut a: Vec<(ThresholdRow, u64)>, b: &[(ThresholdRow, u64)]) -
     a == b
 }
 
-/// Minute counts as the index stores them, for tests and tools.
-pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<MinuteKey, MinuteStat> {
-    expand_minutes(&expected_index(state, keys, 0).minutes)
+/// The per-minute counts by name: (minute, service, severity) → stat,
+/// for tests and tools.
+pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<(u32, String, String), MinuteStat> {
+    state
+        .log_stats
+        .all_minutes()
+        .map(|(minute, key, m)| {
+            let (s, v) = keys.name(key);
+            ((minute, s.to_string(), v.to_string()), m)
+        })
+        .collect()
 }

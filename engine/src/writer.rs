@@ -402,8 +402,9 @@ impl Writer {
     /// Makes a group of written batches visible, all under one write lock.
     fn publish(&mut self, written: &[(Written, Durability, Reply<AppendReceipt>)]) {
         let shared = self.shared.clone();
-        let mut touched_minutes: FxHashSet<(u32, u32)> = FxHashSet::default();
         let mut touched_segs: FxHashSet<(DataSource, SegmentId)> = FxHashSet::default();
+        let now = Instant::now();
+        let mut hour_writes = shared.hour_writes.lock();
         let mut guard = shared.state.write();
         let State {
             tables,
@@ -423,11 +424,14 @@ impl Writer {
                     entries: Vec::new(),
                     appendable: true,
                     compact: None,
+                    key_ids: Vec::new(),
                 });
                 seg.map = map.clone();
                 seg.entries.extend(run.iter().map(|r| r.2));
                 table.rows += run.len() as u64;
-                touched_segs.insert((ds, id));
+                if touched_segs.insert((ds, id)) {
+                    hour_writes.insert((ds, id.hour), now);
+                }
                 let meta = self.metas.entry((ds, id)).or_insert_with(|| SegmentMeta {
                     min_ts: u32::MAX,
                     min_seq: u64::MAX,
@@ -435,18 +439,13 @@ impl Writer {
                 });
                 meta.rows += run.len() as u64;
                 meta.bytes = end as u64;
-                let mut last = None;
                 for (_, _, e, seq) in run {
                     meta.min_ts = meta.min_ts.min(e.ts);
                     meta.max_ts = meta.max_ts.max(e.ts);
                     meta.min_seq = meta.min_seq.min(*seq);
                     meta.max_seq = meta.max_seq.max(*seq);
                     if ds == DataSource::SystemLogs {
-                        let k = (log_stats.add(e.ts, e.key) / 60, e.key);
-                        if last != Some(k) {
-                            touched_minutes.insert(k);
-                            last = Some(k);
-                        }
+                        log_stats.add(e.ts, e.key);
                     }
                 }
             }
@@ -458,16 +457,8 @@ impl Writer {
                 }
             }
         }
-        let keys = shared.keys.read();
-        for (hour, key) in touched_minutes {
-            let (s, v) = keys.name(key);
-            self.pending.minutes.insert(
-                (hour, s.to_string(), v.to_string()),
-                log_stats.hour_minutes(hour, key),
-            );
-        }
-        drop(keys);
         drop(guard);
+        drop(hour_writes);
         for k in touched_segs {
             self.pending
                 .segments
@@ -549,16 +540,9 @@ impl Writer {
         fsync_dir(&dir)?;
         self.metas.retain(|(d, _), _| *d != ds);
         self.pending.segments.retain(|(d, _), _| *d != ds.id());
-        match ds {
-            DataSource::SystemLogs => {
-                self.pending.minutes.clear();
-                self.pending.clear_minutes = true;
-            }
-            DataSource::Thresholds => {
-                self.pending.thresholds.clear();
-                self.pending.clear_thresholds = true;
-            }
-            _ => {}
+        if ds == DataSource::Thresholds {
+            self.pending.thresholds.clear();
+            self.pending.clear_thresholds = true;
         }
         self.flush_index();
         Ok(())

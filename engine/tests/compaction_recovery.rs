@@ -46,7 +46,9 @@ fn rows(dir: &Path) -> (Rows, u64, String) {
     let answer = format!(
         "{:?} {:?}",
         e.recent_logs(&LogFilter::default(), 50).unwrap().rows,
-        e.error_distribution(&LogFilter::default(), 50).rows
+        e.error_distribution(&LogFilter::default(), 50)
+            .unwrap()
+            .rows
     );
     e.close().unwrap();
     (out, stats, answer)

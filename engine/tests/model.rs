@@ -542,7 +542,7 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
             }
             Op::Distribution { f, limit } => {
                 let lf = names.filter(f);
-                let got = e.error_distribution(&lf, *limit);
+                let got = e.error_distribution(&lf, *limit).unwrap();
                 let (rows, total) = model.distribution(&lf, *limit);
                 let got_rows: Vec<_> = got
                     .rows
@@ -577,7 +577,7 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
                     severity: lf.severity.clone(),
                     limit: *limit,
                 };
-                let got = e.log_anomalies(&q);
+                let got = e.log_anomalies(&q).unwrap();
                 let (rows, total) = model.anomalies(
                     end,
                     *window,
@@ -740,25 +740,29 @@ fn engine_rounds_half_to_even() {
         updated_at: BASE,
     }));
     e.append(&rows, Durability::Visible).unwrap();
-    let d = e.error_distribution(
-        &LogFilter {
-            end: Some(BASE + 600),
-            ..Default::default()
-        },
-        10,
-    );
+    let d = e
+        .error_distribution(
+            &LogFilter {
+                end: Some(BASE + 600),
+                ..Default::default()
+            },
+            10,
+        )
+        .unwrap();
     let pct: Vec<(String, f64)> = d
         .rows
         .iter()
         .map(|r| (r.service.to_string(), r.percentage))
         .collect();
     assert_eq!(pct, vec![("db".into(), 96.88), ("auth".into(), 3.12)]);
-    let a = e.log_anomalies(&AnomalyQuery {
-        end: BASE + 660,
-        window_minutes: 1,
-        limit: 10,
-        ..Default::default()
-    });
+    let a = e
+        .log_anomalies(&AnomalyQuery {
+            end: BASE + 660,
+            window_minutes: 1,
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(a.rows.len(), 1);
     assert_eq!((a.rows[0].log_count, a.rows[0].excess_ratio), (9, 1.12));
 }
@@ -790,7 +794,7 @@ fn concurrent_appends_match_the_model() {
                     );
                     assert!(r.rows_before_limit >= seen);
                     seen = r.rows_before_limit;
-                    let d = e.error_distribution(&LogFilter::default(), 100);
+                    let d = e.error_distribution(&LogFilter::default(), 100).unwrap();
                     assert_eq!(
                         d.rows.iter().map(|r| r.count).sum::<u64>() % BATCH as u64,
                         0
@@ -862,7 +866,7 @@ fn concurrent_appends_match_the_model() {
                     let got = e.recent_logs(&f, 20).unwrap();
                     let (rows, total) = model.recent(&f, 20);
                     assert_eq!((got.rows, got.rows_before_limit), (rows, total));
-                    let got = e.error_distribution(&f, 20);
+                    let got = e.error_distribution(&f, 20).unwrap();
                     let (rows, total) = model.distribution(&f, 20);
                     let got_rows: Vec<_> = got
                         .rows

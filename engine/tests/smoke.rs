@@ -54,14 +54,16 @@ fn append_query_reopen() {
         assert_eq!(rl.rows.len(), 5);
         assert_eq!(rl.rows_before_limit, 167);
         assert_eq!(rl.rows[0].message, "m996");
-        let d = e.error_distribution(&LogFilter::default(), 10);
+        let d = e.error_distribution(&LogFilter::default(), 10).unwrap();
         assert_eq!(d.rows.iter().map(|r| r.count).sum::<u64>(), 1000);
-        let a = e.log_anomalies(&AnomalyQuery {
-            end: base + 7000,
-            window_minutes: 200,
-            limit: 100,
-            ..Default::default()
-        });
+        let a = e
+            .log_anomalies(&AnomalyQuery {
+                end: base + 7000,
+                window_minutes: 200,
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
         assert!(a.rows_before_limit > 0);
         e.close().unwrap();
     }

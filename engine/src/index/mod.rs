@@ -5,11 +5,14 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `m` hour:u32be svc_len:u8 service sev_len:u8 severity | per non-empty minute: minute_of_hour:u8 count:u32le min_sec:u8 max_sec:u8 |
 //! | `t` service_len:u32be service severity | bincode (ThresholdRow, seq:u64) |
 //! | `s` datasource:u8 hour:u32be file_no:u32be | bincode SegmentMeta |
 //! | `w` | watermark: last seq applied, u64le |
 //! | `v` | index layout version, u32le |
+//!
+//! Per-minute counts are not here: those of hot hours are counted from the
+//! hot segments' rows at open, those of compacted hours are read from the
+//! compact files' counts sections; neither costs a sled value per key.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,10 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::row::ThresholdRow;
 use crate::segment::SegmentId;
-use crate::stats::MinuteStat;
 
-/// Version of the key layout above.
-pub const INDEX_VERSION: u32 = 1;
+/// Version of the key layout above (1 kept per-minute counts under `m`; an
+/// index of another version is rebuilt from the segments).
+pub const INDEX_VERSION: u32 = 2;
 
 /// Per-segment metadata kept in the index.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,63 +38,31 @@ pub struct SegmentMeta {
     pub max_seq: u64,
 }
 
-/// A minute count keyed by names (ids are not persisted): (minute, service, severity).
-pub type MinuteKey = (u32, String, String);
-/// An hour of minute counts keyed by names: (hour, service, severity).
-pub type HourKey = (u32, String, String);
-
-/// The 60 minute counts of one key in one hour.
-pub type HourMinutes = [MinuteStat; 60];
-
-/// Expands hour records into per-minute counts (non-empty minutes only).
-pub fn expand_minutes(hours: &HashMap<HourKey, HourMinutes>) -> HashMap<MinuteKey, MinuteStat> {
-    let mut out = HashMap::new();
-    for ((hour, svc, sev), mins) in hours {
-        for (i, m) in mins.iter().enumerate().filter(|(_, m)| m.count > 0) {
-            out.insert((hour * 60 + i as u32, svc.clone(), sev.clone()), *m);
-        }
-    }
-    out
-}
-
 /// Changes to apply in one batch. Values are absolute, so applying the
 /// newest value of a key is enough when several updates are merged.
 #[derive(Default, Debug)]
 pub struct IndexUpdate {
-    /// Per-minute counts, one record per (hour, service, severity): sled
-    /// rewrites a whole value on every write, so one key per minute costs
-    /// 60x the writes and far more memory during backfills.
-    pub minutes: HashMap<HourKey, HourMinutes>,
     pub thresholds: Vec<(ThresholdRow, u64)>,
     pub segments: HashMap<(u8, SegmentId), SegmentMeta>,
     pub dropped_segments: Vec<(u8, SegmentId)>,
-    /// Clear every minute count (system_logs truncated) before applying.
-    pub clear_minutes: bool,
     pub clear_thresholds: bool,
     pub watermark: u64,
 }
 
 impl IndexUpdate {
     pub fn is_empty(&self) -> bool {
-        self.minutes.is_empty()
-            && self.thresholds.is_empty()
+        self.thresholds.is_empty()
             && self.segments.is_empty()
             && self.dropped_segments.is_empty()
-            && !self.clear_minutes
             && !self.clear_thresholds
     }
 
     /// Folds a newer update into this one.
     pub fn merge(&mut self, newer: IndexUpdate) {
-        if newer.clear_minutes {
-            self.minutes.clear();
-            self.clear_minutes = true;
-        }
         if newer.clear_thresholds {
             self.thresholds.clear();
             self.clear_thresholds = true;
         }
-        self.minutes.extend(newer.minutes);
         self.thresholds.extend(newer.thresholds);
         for d in &newer.dropped_segments {
             self.segments.remove(d);
@@ -109,52 +80,6 @@ pub struct Index {
 
 fn ierr(e: sled::Error) -> Error {
     Error::Index(e.to_string())
-}
-
-fn minute_key(hour: u32, service: &str, severity: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(7 + service.len() + severity.len());
-    k.push(b'm');
-    k.extend_from_slice(&hour.to_be_bytes());
-    k.push(service.len() as u8);
-    k.extend_from_slice(service.as_bytes());
-    k.push(severity.len() as u8);
-    k.extend_from_slice(severity.as_bytes());
-    k
-}
-
-fn parse_minute_key(k: &[u8]) -> Option<HourKey> {
-    let hour = u32::from_be_bytes(k.get(1..5)?.try_into().ok()?);
-    let sl = *k.get(5)? as usize;
-    let service = std::str::from_utf8(k.get(6..6 + sl)?).ok()?;
-    let vl = *k.get(6 + sl)? as usize;
-    let severity = std::str::from_utf8(k.get(7 + sl..7 + sl + vl)?).ok()?;
-    Some((hour, service.to_string(), severity.to_string()))
-}
-
-fn encode_minutes(mins: &HourMinutes) -> Vec<u8> {
-    let mut v = Vec::new();
-    for (i, m) in mins.iter().enumerate().filter(|(_, m)| m.count > 0) {
-        v.push(i as u8);
-        v.extend_from_slice(&m.count.to_le_bytes());
-        v.extend_from_slice(&[m.min_sec, m.max_sec]);
-    }
-    v
-}
-
-fn decode_minutes(v: &[u8]) -> Option<HourMinutes> {
-    let mut mins = [MinuteStat::default(); 60];
-    if !v.len().is_multiple_of(7) {
-        return None;
-    }
-    for c in v.chunks_exact(7) {
-        let slot = mins.get_mut(c[0] as usize)?;
-        *slot = MinuteStat {
-            count: u32::from_le_bytes(c[1..5].try_into().ok()?),
-            min_sec: c[5],
-            max_sec: c[6],
-        };
-    }
-    Some(mins)
 }
 
 fn threshold_key(service: &str, severity: &str) -> Vec<u8> {
@@ -201,23 +126,9 @@ impl Index {
     /// Applies one update as one sled batch.
     pub fn apply(&self, u: &IndexUpdate) -> Result<()> {
         let mut b = sled::Batch::default();
-        if u.clear_minutes {
-            for k in self.db.scan_prefix(b"m").keys() {
-                b.remove(k.map_err(ierr)?);
-            }
-        }
         if u.clear_thresholds {
             for k in self.db.scan_prefix(b"t").keys() {
                 b.remove(k.map_err(ierr)?);
-            }
-        }
-        for ((hour, svc, sev), mins) in &u.minutes {
-            let k = minute_key(*hour, svc, sev);
-            let v = encode_minutes(mins);
-            if v.is_empty() {
-                b.remove(k);
-            } else {
-                b.insert(k, v);
             }
         }
         for (row, seq) in &u.thresholds {
@@ -245,20 +156,6 @@ impl Index {
             .map_err(ierr)?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
             .unwrap_or(0))
-    }
-
-    /// Every minute count stored.
-    pub fn minutes(&self) -> Result<HashMap<HourKey, HourMinutes>> {
-        let mut out = HashMap::new();
-        for kv in self.db.scan_prefix(b"m") {
-            let (k, v) = kv.map_err(ierr)?;
-            let key =
-                parse_minute_key(&k).ok_or_else(|| Error::Index("malformed minute key".into()))?;
-            let mins =
-                decode_minutes(&v).ok_or_else(|| Error::Index("malformed minute value".into()))?;
-            out.insert(key, mins);
-        }
-        Ok(out)
     }
 
     /// Every threshold row in force stored.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
@@ -37,12 +38,14 @@ pub struct Anomalies {
     pub stats: ReadStats,
 }
 
-pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Anomalies {
+pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomalies> {
+    // The thresholds in force are few: walk them, not the keys.
     let mut thresholds: HashMap<u32, f64> = HashMap::new();
-    for key in keys.matching(q.service.as_deref(), q.severity.as_deref()) {
-        let (s, v) = keys.name(key);
-        if let Some(t) = st.thresholds.active(s, v) {
-            thresholds.insert(key, t);
+    for (row, _) in st.thresholds.rows() {
+        let wanted = q.service.as_deref().is_none_or(|s| s == row.service)
+            && q.severity.as_deref().is_none_or(|v| v == row.severity);
+        if let (true, 1, Some(key)) = (wanted, row.active, keys.get(&row.service, &row.severity)) {
+            thresholds.insert(key, row.threshold_per_minute);
         }
     }
     let kf = KeyFilter::of(keys, thresholds.keys().copied().collect());
@@ -51,7 +54,7 @@ pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Anomalies {
     let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
     let stats = visit(st, &kf, start, end, Grain::Minute, |p| {
         *counts.entry((p.min_ts / 60, p.key)).or_default() += p.count;
-    });
+    })?;
     let mut rows: Vec<AnomalyRow> = counts
         .into_iter()
         .filter_map(|((minute, key), count)| {
@@ -78,9 +81,9 @@ pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Anomalies {
     });
     let rows_before_limit = rows.len() as u64;
     rows.truncate(q.limit);
-    Anomalies {
+    Ok(Anomalies {
         rows,
         rows_before_limit,
         stats,
-    }
+    })
 }

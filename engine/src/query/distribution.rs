@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
@@ -26,7 +27,12 @@ pub struct Distribution {
     pub stats: ReadStats,
 }
 
-pub fn error_distribution(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Distribution {
+pub fn error_distribution(
+    st: &State,
+    keys: &Keys,
+    f: &LogFilter,
+    limit: usize,
+) -> Result<Distribution> {
     let kf = KeyFilter::new(keys, f.service.as_deref(), f.severity.as_deref());
     let (start, end) = f.bounds();
     let mut groups: HashMap<u32, (u64, u32, u32)> = HashMap::new();
@@ -35,7 +41,7 @@ pub fn error_distribution(st: &State, keys: &Keys, f: &LogFilter, limit: usize) 
         g.0 += p.count;
         g.1 = g.1.min(p.min_ts);
         g.2 = g.2.max(p.max_ts);
-    });
+    })?;
     let total: u64 = groups.values().map(|g| g.0).sum();
     let mut rows: Vec<DistributionRow> = groups
         .into_iter()
@@ -60,9 +66,9 @@ pub fn error_distribution(st: &State, keys: &Keys, f: &LogFilter, limit: usize) 
     });
     let rows_before_limit = rows.len() as u64;
     rows.truncate(limit);
-    Distribution {
+    Ok(Distribution {
         rows,
         rows_before_limit,
         stats,
-    }
+    })
 }

@@ -14,11 +14,14 @@ pub use baseline::{
     judge, log_baseline_anomalies, mean_stddev, BaselineAnomalies, BaselineQuery, BaselineRow,
 };
 pub use distribution::{error_distribution, Distribution, DistributionRow};
-pub use recent::{recent_logs, RecentLogs};
+pub use recent::RecentLogs;
+pub(crate) use recent::{fetch as fetch_recent, plan as plan_recent};
 
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::row::DataSource;
 use crate::state::State;
+use crate::stats::{HourStats, KeyHour};
 
 /// Filters shared by the pipes. `end` is exclusive; severity is compared as given
 /// (callers upper-case it).
@@ -40,38 +43,66 @@ impl LogFilter {
     }
 }
 
-/// Which (service, severity) keys a query wants, as a bitmap over key ids.
-pub(crate) struct KeyFilter {
-    wanted: Option<Vec<bool>>,
+/// Which (service, severity) keys a query wants: all, a few (looked up
+/// one by one), or many (a bitmap over key ids).
+pub(crate) enum KeyFilter {
+    All,
+    /// Sorted ids.
+    Few(Vec<u32>),
+    Many(Vec<bool>),
 }
+
+/// Up to this many wanted keys are looked up one by one.
+const FEW_KEYS: usize = 64;
 
 impl KeyFilter {
     pub fn new(keys: &Keys, service: Option<&str>, severity: Option<&str>) -> KeyFilter {
         if service.is_none() && severity.is_none() {
-            return KeyFilter { wanted: None };
+            return KeyFilter::All;
         }
         KeyFilter::of(keys, keys.matching(service, severity))
     }
 
-    pub fn of(keys: &Keys, ids: Vec<u32>) -> KeyFilter {
-        let mut wanted = vec![false; keys.matching(None, None).len() + 1];
+    pub fn of(keys: &Keys, mut ids: Vec<u32>) -> KeyFilter {
+        if ids.len() <= FEW_KEYS {
+            ids.sort_unstable();
+            ids.dedup();
+            return KeyFilter::Few(ids);
+        }
+        let mut wanted = vec![false; keys.len() + 1];
         for id in ids {
             wanted[id as usize] = true;
         }
-        KeyFilter {
-            wanted: Some(wanted),
-        }
+        KeyFilter::Many(wanted)
     }
 
     #[inline]
     pub fn matches(&self, key: u32) -> bool {
-        self.wanted
-            .as_ref()
-            .is_none_or(|w| w.get(key as usize).copied().unwrap_or(false))
+        match self {
+            KeyFilter::All => true,
+            KeyFilter::Few(ids) => ids.binary_search(&key).is_ok(),
+            KeyFilter::Many(w) => w.get(key as usize).copied().unwrap_or(false),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.wanted.as_ref().is_some_and(|w| !w.iter().any(|b| *b))
+        match self {
+            KeyFilter::All => false,
+            KeyFilter::Few(ids) => ids.is_empty(),
+            KeyFilter::Many(w) => !w.iter().any(|b| *b),
+        }
+    }
+
+    /// The (key, stats) of an hour that pass: looked up one by one when
+    /// few are wanted, so an hour of many keys is not walked for one.
+    pub fn in_hour<'a>(
+        &'a self,
+        hour: &'a HourStats,
+    ) -> Box<dyn Iterator<Item = (&'a u32, &'a KeyHour)> + 'a> {
+        match self {
+            KeyFilter::Few(ids) => Box::new(ids.iter().filter_map(|k| hour.get_key_value(k))),
+            _ => Box::new(hour.iter().filter(|(k, _)| self.matches(**k))),
+        }
     }
 }
 
@@ -100,7 +131,10 @@ pub struct ReadStats {
 
 /// Visits the `system_logs` rows in `[start, end)` whose key passes `kf`,
 /// as pieces no coarser than `grain` (a piece never spans two minutes when
-/// grain is Minute). Returns what was read.
+/// grain is Minute). Whole hours and whole minutes come from the counts;
+/// rows are read only for the partial minutes at the range's edges (of a
+/// compact segment, only the heads of the blocks that can hold them).
+/// Returns what was read; a damaged block is an error naming file and offset.
 pub(crate) fn visit(
     st: &State,
     kf: &KeyFilter,
@@ -108,10 +142,10 @@ pub(crate) fn visit(
     end: u64,
     grain: Grain,
     mut f: impl FnMut(Piece),
-) -> ReadStats {
+) -> Result<ReadStats> {
     let mut rs = ReadStats::default();
     if start >= end || kf.is_empty() {
-        return rs;
+        return Ok(rs);
     }
     let (first_h, last_h) = (
         (start / 3600) as u32,
@@ -119,8 +153,10 @@ pub(crate) fn visit(
     );
     for (h, hour) in st.log_stats.hours_asc(first_h, last_h) {
         let (hs, he) = (h as u64 * 3600, h as u64 * 3600 + 3600);
-        if grain == Grain::Hour && start <= hs && he <= end {
-            for (key, kh) in hour.iter().filter(|(k, _)| kf.matches(**k)) {
+        let (lo, hi) = (start.max(hs), end.min(he));
+        let keys = kf.in_hour(hour);
+        if grain == Grain::Hour && lo == hs && hi == he {
+            for (key, kh) in keys {
                 rs.rows_read += kh.count;
                 f(Piece {
                     key: *key,
@@ -131,50 +167,47 @@ pub(crate) fn visit(
             }
             continue;
         }
-        let mut partial: Vec<(u64, u64)> = Vec::new();
-        for i in 0..60u64 {
-            let (ms, me) = (hs + i * 60, hs + i * 60 + 60);
-            if me <= start || ms >= end {
-                continue;
-            }
-            if start <= ms && me <= end {
-                for (key, kh) in hour.iter().filter(|(k, _)| kf.matches(**k)) {
-                    let m = kh.minutes[i as usize];
-                    if m.count > 0 {
-                        rs.rows_read += m.count as u64;
-                        let base = ms as u32;
-                        f(Piece {
-                            key: *key,
-                            count: m.count as u64,
-                            min_ts: base + m.min_sec as u32,
-                            max_ts: base + m.max_sec as u32,
-                        });
-                    }
+        // Whole minutes [m_lo, m_hi) of the hour; the rest of [lo, hi) is
+        // partial minutes, read row by row.
+        let m_lo = (lo - hs).div_ceil(60);
+        let m_hi = ((hi - hs) / 60).max(m_lo);
+        for (key, kh) in keys {
+            for (m, stat) in kh.minutes() {
+                if (m as u64) < m_lo || (m as u64) >= m_hi {
+                    continue;
                 }
-            } else {
-                partial.push((ms.max(start), me.min(end)));
+                rs.rows_read += stat.count as u64;
+                let base = (hs + m as u64 * 60) as u32;
+                f(Piece {
+                    key: *key,
+                    count: stat.count as u64,
+                    min_ts: base + stat.min_sec as u32,
+                    max_ts: base + stat.max_sec as u32,
+                });
             }
         }
-        if partial.is_empty() {
-            continue;
-        }
+        let partial = [(lo, hs + m_lo * 60), (hs + m_hi * 60, hi)];
         for seg in st.table(DataSource::SystemLogs).hour(h) {
-            for e in &seg.entries {
-                let ts = e.ts as u64;
-                if kf.matches(e.key) && partial.iter().any(|(lo, hi)| *lo <= ts && ts < *hi) {
-                    f(Piece {
-                        key: e.key,
-                        count: 1,
-                        min_ts: e.ts,
-                        max_ts: e.ts,
-                    });
-                }
+            for &(p_lo, p_hi) in partial.iter().filter(|(a, b)| a < b) {
+                seg.for_each_entry(
+                    p_lo,
+                    p_hi,
+                    |k| kf.matches(k),
+                    |e, _| {
+                        rs.rows_read += 1;
+                        rs.bytes_read += 12;
+                        f(Piece {
+                            key: e.key,
+                            count: 1,
+                            min_ts: e.ts,
+                            max_ts: e.ts,
+                        });
+                    },
+                )?;
             }
-            rs.rows_read += seg.entries.len() as u64;
-            rs.bytes_read += seg.entries.len() as u64 * 12;
         }
     }
-    rs
+    Ok(rs)
 }
 
 /// ClickHouse's `round(x, 2)` for Float64: scale, round half to even, unscale.

@@ -1,9 +1,20 @@
 //! `recent_logs`: the newest rows first, stopping as soon as `limit` rows
 //! newer than every older candidate are found.
+//!
+//! In two steps: [`plan`] runs under the state lock and picks the rows
+//! (from hot segments' entries and compact segments' block heads, newest
+//! blocks first); [`fetch`] runs after the lock is released and reads the
+//! picked rows' bodies, decompressing compact blocks through the cache.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::row::{decode_log, DataSource, LogRow};
+use crate::segment::compact::CompactSegment;
+use crate::segment::format::frame_body;
+use crate::segment::mmap::SegmentMap;
 use crate::segment::{Entry, Segment};
 use crate::state::State;
 
@@ -17,73 +28,192 @@ pub struct RecentLogs {
     pub stats: ReadStats,
 }
 
-struct Candidate<'a> {
+/// Where a picked row's body is, held without the state lock.
+enum Source {
+    Hot(Arc<SegmentMap>),
+    Compact(Arc<CompactSegment>),
+}
+
+struct Picked {
+    path: Arc<PathBuf>,
+    source: Arc<Source>,
+    offset: u32,
+}
+
+/// The rows `recent_logs` returns, chosen but not read yet.
+pub struct RecentPlan {
+    out: RecentLogs,
+    picked: Vec<Picked>,
+}
+
+/// A row found while planning, before its seq is known.
+struct Found<'a> {
     ts: u32,
-    seq: u64,
+    seq: Option<u64>,
     seg: &'a Segment,
     entry: Entry,
 }
 
-pub fn recent_logs(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Result<RecentLogs> {
+pub fn plan(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Result<RecentPlan> {
     let kf = KeyFilter::new(keys, f.service.as_deref(), f.severity.as_deref());
     let (start, end) = f.bounds();
     let mut out = RecentLogs::default();
     out.stats = visit(st, &kf, start, end, Grain::Hour, |p| {
         out.rows_before_limit += p.count
-    });
-    if out.rows_before_limit == 0 || limit == 0 {
-        return Ok(out);
+    })?;
+    let mut plan = RecentPlan {
+        out,
+        picked: Vec::new(),
+    };
+    if plan.out.rows_before_limit == 0 || limit == 0 {
+        return Ok(plan);
     }
     let (first_h, last_h) = (
         (start / 3600) as u32,
         ((end - 1) / 3600).min(u32::MAX as u64) as u32,
     );
-    let mut top: Vec<Candidate> = Vec::new();
+    let mut top: Vec<(u32, u64, &Segment, Entry)> = Vec::new();
     for (h, hour) in st.log_stats.hours_desc(first_h, last_h) {
-        if !hour.keys().any(|k| kf.matches(*k)) {
+        if kf.in_hour(hour).next().is_none() {
             continue;
         }
-        let mut found: Vec<(u32, &Segment, Entry)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
         for seg in st.table(DataSource::SystemLogs).hour(h) {
-            out.stats.rows_read += seg.entries.len() as u64;
-            found.extend(
-                seg.entries
-                    .iter()
-                    .filter(|e| kf.matches(e.key) && (e.ts as u64) >= start && (e.ts as u64) < end)
-                    .map(|e| (e.ts, seg, *e)),
-            );
+            match &seg.compact {
+                Some(c) => newest_of_compact(seg, c, start, end, &kf, limit, &mut found)?,
+                None => {
+                    plan.out.stats.rows_read += seg.entries.len() as u64;
+                    seg.for_each_entry(
+                        start,
+                        end,
+                        |k| kf.matches(k),
+                        |entry, seq| {
+                            found.push(Found {
+                                ts: entry.ts,
+                                seq,
+                                seg,
+                                entry,
+                            })
+                        },
+                    )?;
+                }
+            }
         }
-        keep_newest_by_ts(&mut found, limit);
-        top.extend(found.into_iter().map(|(ts, seg, entry)| Candidate {
-            ts,
-            seq: seg.seq(&entry),
-            seg,
-            entry,
-        }));
-        top.sort_unstable_by_key(|c| std::cmp::Reverse((c.ts, c.seq)));
+        keep_newest_by_ts(&mut found, limit, |f| f.ts);
+        for c in found {
+            let seq = match c.seq {
+                Some(s) => s,
+                None => c.seg.seq(&c.entry)?,
+            };
+            top.push((c.ts, seq, c.seg, c.entry));
+        }
+        top.sort_unstable_by_key(|c| std::cmp::Reverse((c.0, c.1)));
         top.truncate(limit);
         if top.len() >= limit {
             break;
         }
     }
-    for c in top {
-        let body = c.seg.read_body(&c.entry)?;
+    // Owned handles, so that bodies are read after the lock is released.
+    let mut last: Option<(*const Segment, Arc<PathBuf>, Arc<Source>)> = None;
+    for (_, _, seg, entry) in top {
+        let (path, source) = match &last {
+            Some((p, path, src)) if std::ptr::eq(*p, seg) => (path.clone(), src.clone()),
+            _ => {
+                let src = Arc::new(match &seg.compact {
+                    Some(c) => Source::Compact(c.clone()),
+                    None => Source::Hot(seg.map.clone()),
+                });
+                let path = Arc::new(seg.path.clone());
+                last = Some((seg as *const Segment, path.clone(), src.clone()));
+                (path, src)
+            }
+        };
+        plan.picked.push(Picked {
+            path,
+            source,
+            offset: entry.offset,
+        });
+    }
+    Ok(plan)
+}
+
+/// Reads the planned rows' bodies (no lock needed).
+pub fn fetch(plan: RecentPlan) -> Result<RecentLogs> {
+    let mut out = plan.out;
+    for p in plan.picked {
+        let owned;
+        let body: &[u8] = match &*p.source {
+            Source::Hot(map) => frame_body(map.committed(), p.offset as usize),
+            Source::Compact(c) => {
+                owned = c.body(p.offset)?;
+                &owned
+            }
+        };
         out.stats.bytes_read += body.len() as u64;
-        let row =
-            decode_log(&body).map_err(|e| Error::corrupt(&c.seg.path, c.entry.offset as u64, e))?;
+        let row = decode_log(body).map_err(|e| Error::corrupt(&*p.path, p.offset as u64, e))?;
         out.rows.push(row.into_owned());
     }
     Ok(out)
 }
 
+/// The newest matching rows of a compact segment: its blocks are in
+/// (timestamp, seq) order, so they are read newest first, and no older
+/// block is read once `limit` rows newer than all of it are found.
+fn newest_of_compact<'a>(
+    seg: &'a Segment,
+    c: &CompactSegment,
+    start: u64,
+    end: u64,
+    kf: &KeyFilter,
+    limit: usize,
+    found: &mut Vec<Found<'a>>,
+) -> Result<()> {
+    let global = |k: u32| seg.key_ids.get(k as usize).copied().unwrap_or(0);
+    let mut mine: Vec<Found<'a>> = Vec::new();
+    for (bi, b) in c.blocks.iter().enumerate().rev() {
+        if (b.min_ts as u64) >= end || (b.max_ts as u64) < start {
+            continue;
+        }
+        if mine.len() >= limit {
+            keep_newest_by_ts(&mut mine, limit, |f| f.ts);
+            let cut = mine.iter().map(|f| f.ts).min().unwrap_or(0);
+            if b.max_ts < cut {
+                break;
+            }
+        }
+        if !b.keys.iter().any(|k| kf.matches(global(*k))) {
+            continue;
+        }
+        let head = c.head(bi)?;
+        for r in 0..b.rows as usize {
+            let (ts, key) = (head.ts[r], global(head.keys[r]));
+            let t = ts as u64;
+            if start <= t && t < end && kf.matches(key) {
+                mine.push(Found {
+                    ts,
+                    seq: Some(head.seqs[r]),
+                    seg,
+                    entry: Entry {
+                        offset: b.first_row + r as u32,
+                        ts,
+                        key,
+                    },
+                });
+            }
+        }
+    }
+    found.extend(mine);
+    Ok(())
+}
+
 /// Keeps the rows whose timestamp is among the `limit` greatest, ties at the
 /// cut included (their order is settled by seq afterwards).
-fn keep_newest_by_ts<T>(found: &mut Vec<(u32, T, Entry)>, limit: usize) {
+fn keep_newest_by_ts<T>(found: &mut Vec<T>, limit: usize, ts_of: impl Fn(&T) -> u32) {
     if found.len() <= limit {
         return;
     }
-    let mut ts: Vec<u32> = found.iter().map(|f| f.0).collect();
+    let mut ts: Vec<u32> = found.iter().map(&ts_of).collect();
     let (_, cut, _) = ts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
     let cut = *cut;
-    found.retain(|f| f.0 >= cut);
+    found.retain(|f| ts_of(f) >= cut);
 }

@@ -54,11 +54,17 @@ pub struct Segment {
     pub path: PathBuf,
     /// The whole file (hot: up to the committed length).
     pub map: Arc<SegmentMap>,
+    /// Where each row of a hot segment is (empty for a compact segment,
+    /// which keeps no per-row state in memory: its rows are found through
+    /// its directory and the block cache).
     pub entries: Vec<Entry>,
     /// A hot segment that the writer may append to (not a compacted one).
     pub appendable: bool,
     /// The decoder of a compact segment (`None` for hot ones).
     pub compact: Option<Arc<CompactSegment>>,
+    /// Compact `system_logs` segments: the engine's key id of each entry of
+    /// the file's key dictionary.
+    pub key_ids: Vec<u32>,
 }
 
 impl Segment {
@@ -67,12 +73,63 @@ impl Segment {
         self.map.committed_len() as u64
     }
 
-    /// The seq of an entry's record.
-    pub fn seq(&self, e: &Entry) -> u64 {
+    /// Rows held.
+    pub fn rows(&self) -> u64 {
+        match &self.compact {
+            Some(c) => c.info.rows as u64,
+            None => self.entries.len() as u64,
+        }
+    }
+
+    /// The seq of an entry's record (through the block cache for a compact
+    /// segment, whose head may turn out damaged).
+    pub fn seq(&self, e: &Entry) -> Result<u64> {
         match &self.compact {
             Some(c) => c.seq(e.offset),
-            None => frame_seq(self.map.committed(), e.offset as usize),
+            None => Ok(frame_seq(self.map.committed(), e.offset as usize)),
         }
+    }
+
+    /// Calls `f` with every row whose timestamp is in `lo..hi` and whose
+    /// key passes `want`, with its seq when that is at hand for free (rows
+    /// of compact segments). Hot segments walk their entries; compact ones
+    /// read only the heads of the blocks whose time range and keys can match.
+    pub fn for_each_entry(
+        &self,
+        lo: u64,
+        hi: u64,
+        want: impl Fn(u32) -> bool,
+        mut f: impl FnMut(Entry, Option<u64>),
+    ) -> Result<()> {
+        let Some(c) = &self.compact else {
+            for e in &self.entries {
+                let ts = e.ts as u64;
+                if lo <= ts && ts < hi && want(e.key) {
+                    f(*e, None);
+                }
+            }
+            return Ok(());
+        };
+        let global = |k: u32| self.key_ids.get(k as usize).copied().unwrap_or(0);
+        let blocks = c.blocks.iter().enumerate().filter(|(_, b)| {
+            (b.max_ts as u64) >= lo
+                && (b.min_ts as u64) < hi
+                && (self.key_ids.is_empty() || b.keys.iter().any(|k| want(global(*k))))
+        });
+        c.scan_blocks(blocks.map(|(i, _)| i), |row, ts, seq, key| {
+            let key = global(key);
+            let t = ts as u64;
+            if lo <= t && t < hi && want(key) {
+                f(
+                    Entry {
+                        offset: row,
+                        ts,
+                        key,
+                    },
+                    Some(seq),
+                );
+            }
+        })
     }
 
     /// The body of an entry's record: borrowed from the map of a hot
@@ -103,7 +160,25 @@ impl Segment {
             Some(c) => c.seq_range(),
             None => {
                 let (first, last) = (self.entries.first()?, self.entries.last()?);
-                Some((self.seq(first), self.seq(last)))
+                let data = self.map.committed();
+                Some((
+                    frame_seq(data, first.offset as usize),
+                    frame_seq(data, last.offset as usize),
+                ))
+            }
+        }
+    }
+
+    /// Smallest and greatest timestamp of the segment's rows.
+    pub fn ts_range(&self) -> Option<(u32, u32)> {
+        match &self.compact {
+            Some(c) => Some((
+                c.blocks.iter().map(|b| b.min_ts).min()?,
+                c.blocks.iter().map(|b| b.max_ts).max()?,
+            )),
+            None => {
+                let min = self.entries.iter().map(|e| e.ts).min()?;
+                Some((min, self.entries.iter().map(|e| e.ts).max()?))
             }
         }
     }

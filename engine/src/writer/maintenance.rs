@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Reply, Writer, WriterMsg};
 use crate::durability::{remove_durable, rename_durable};
 use crate::error::{Error, Result};
-use crate::open::{expected_index, load_compact_segment, segment_meta, write_seq_floor};
+use crate::open::{load_compact_segment, segment_meta, write_seq_floor};
 use crate::row::DataSource;
 use crate::segment::SegmentId;
 
@@ -82,7 +82,7 @@ impl Writer {
             let table = st.table(job.ds);
             let mut cur: Vec<(SegmentId, usize)> = table
                 .hour(job.hour)
-                .map(|s| (s.id, s.entries.len()))
+                .map(|s| (s.id, s.rows() as usize))
                 .collect();
             cur.sort();
             if cur != job.inputs {
@@ -105,7 +105,7 @@ impl Writer {
         pause(job.step_pause);
         let seg = {
             let mut keys = self.shared.keys.write();
-            load_compact_segment(job.ds, &path, &mut keys)?
+            load_compact_segment(job.ds, &path, &mut keys, &self.shared.cache)?
         };
         let meta = segment_meta(&seg);
         {
@@ -154,10 +154,8 @@ impl Writer {
                 let mut paths = Vec::new();
                 for id in ids {
                     let seg = table.segments.remove(&id).expect("listed above");
-                    table.rows -= seg.entries.len() as u64;
-                    dropped
-                        .segments
-                        .push((ds, id, seg.entries.len() as u64, seg.bytes()));
+                    table.rows -= seg.rows();
+                    dropped.segments.push((ds, id, seg.rows(), seg.bytes()));
                     paths.push(seg.path.clone());
                     self.open.remove(&(ds, id.hour));
                     self.metas.remove(&(ds, id));
@@ -174,13 +172,6 @@ impl Writer {
             };
             for h in &hours {
                 st.log_stats.remove_hour(*h);
-            }
-            if !hours.is_empty() {
-                // The index's minute counts, rewritten whole: those of the
-                // dropped hours go, the others are rewritten as they are.
-                let keys = self.shared.keys.read();
-                self.pending.minutes = expected_index(st, &keys, 0).minutes;
-                self.pending.clear_minutes = true;
             }
         }
         if dropped.segments.is_empty() {

@@ -177,18 +177,20 @@ pub fn answers(e: &Engine, start: u32, hours: u32) -> Answers {
     let distribution = filters
         .iter()
         .map(|f| {
-            let d = e.error_distribution(f, 100);
+            let d = e.error_distribution(f, 100).unwrap();
             (d.rows, d.rows_before_limit)
         })
         .collect();
     let anomalies = (0..=hours)
         .map(|h| {
-            let a = e.log_anomalies(&AnomalyQuery {
-                end: start + h * 3600 + 1800,
-                window_minutes: 90,
-                limit: 1000,
-                ..Default::default()
-            });
+            let a = e
+                .log_anomalies(&AnomalyQuery {
+                    end: start + h * 3600 + 1800,
+                    window_minutes: 90,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .unwrap();
             (a.rows, a.rows_before_limit)
         })
         .collect();

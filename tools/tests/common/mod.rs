@@ -183,16 +183,18 @@ pub fn snapshot(e: &Engine, start: u32, hours: u32) -> String {
                 };
                 let r = e.recent_logs(&f, 1 + (w * 7 + i) % 60).unwrap();
                 writeln!(out, "recent {f:?}: {} {:?}", r.rows_before_limit, r.rows).unwrap();
-                let d = e.error_distribution(&f, 100);
+                let d = e.error_distribution(&f, 100).unwrap();
                 writeln!(out, "dist {f:?}: {} {:?}", d.rows_before_limit, d.rows).unwrap();
             }
         }
-        let a = e.log_anomalies(&AnomalyQuery {
-            end: t.unwrap_or(end),
-            window_minutes: 30 + (w as u32 * 13) % 600,
-            limit: 1000,
-            ..Default::default()
-        });
+        let a = e
+            .log_anomalies(&AnomalyQuery {
+                end: t.unwrap_or(end),
+                window_minutes: 30 + (w as u32 * 13) % 600,
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap();
         writeln!(out, "anomalies {w}: {} {:?}", a.rows_before_limit, a.rows).unwrap();
     }
     for ds in DataSource::ALL {
@@ -283,8 +285,9 @@ pub fn segment_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// The index on disk agrees with what the segments imply (no rebuild needed).
 pub fn index_agrees(dir: &Path) -> bool {
     let mut keys = logpulse_engine::keys::Keys::default();
-    let rec = logpulse_engine::open::recover(dir, &mut keys).unwrap();
+    let cache = logpulse_engine::segment::compact::BlockCache::new(1 << 20);
+    let rec = logpulse_engine::open::recover(dir, &mut keys, &cache).unwrap();
     let index = logpulse_engine::index::Index::open(&dir.join("index"), 1 << 20).unwrap();
-    let expected = logpulse_engine::open::expected_index(&rec.state, &keys, rec.next_seq - 1);
+    let expected = logpulse_engine::open::expected_index(&rec.state, rec.next_seq - 1);
     !logpulse_engine::open::reconcile_index(&index, expected).unwrap()
 }
