@@ -8,54 +8,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+use common::tmpfs::Tmpfs;
 use common::*;
 use serde_json::Value;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("logpulse-diskfull-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let path = dir.path().to_path_buf();
-        let c = |s: &[u8]| CString::new(s).unwrap();
-        let target = c(path.as_os_str().as_bytes());
-        let opts = c(format!("size={size}").as_bytes());
-        // SAFETY: mount(2) with valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                c(b"tmpfs").as_ptr(),
-                target.as_ptr(),
-                c(b"tmpfs").as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        Ok(Tmpfs { path, _dir: dir })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let target = CString::new(self.path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: umount2(2) with a valid NUL-terminated path.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 fn request(tag: &str, rows: usize, hour: i64) -> (Vec<String>, String) {
     let mut ids = Vec::new();
@@ -162,7 +120,11 @@ fn full_disk_answers_503_stores_nothing_partial_and_recovers() {
     let filler = fs.path.join("filler");
     std::fs::write(&filler, vec![0x55u8; 3 << 20]).unwrap();
     let data: &Path = &fs.path.join("data");
-    let mut d = Daemon::options().data_dir(data).start();
+    let mut d = Daemon::options()
+        .data_dir(data)
+        .arg("--min-free-disk-bytes")
+        .arg("0")
+        .start();
     let mut acked = BTreeSet::new();
     let refused = fill_until_503(&d, &mut acked, "a");
     // Queries keep working and show exactly the acknowledged rows.

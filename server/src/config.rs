@@ -109,6 +109,19 @@ pub struct Args {
     /// Time one delivery attempt may take [default: 5000].
     #[arg(long, env = "LOGPULSE_ALERT_DELIVERY_TIMEOUT_MS")]
     pub alert_delivery_timeout_ms: Option<u64>,
+    /// Compact an hour in the background once its end and its last row are this many
+    /// seconds in the past; 0 turns background compaction off [default: 900].
+    #[arg(long, env = "LOGPULSE_COMPACTION_DELAY_SECS")]
+    pub compaction_delay_secs: Option<u64>,
+    /// Drop hours that ended more than this many days ago; 0 keeps everything [default: 0].
+    #[arg(long, env = "LOGPULSE_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
+    /// Drop the oldest hours while the data dir occupies more than this; 0 = no cap [default: 0].
+    #[arg(long, env = "LOGPULSE_MAX_DISK_BYTES")]
+    pub max_disk_bytes: Option<u64>,
+    /// Below this much free space on the data dir's filesystem, appends answer 503 [default: 1073741824].
+    #[arg(long, env = "LOGPULSE_MIN_FREE_DISK_BYTES")]
+    pub min_free_disk_bytes: Option<u64>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -144,6 +157,10 @@ pub struct FileConfig {
     pub alert_webhook_url: Option<String>,
     pub alert_webhook_secret: Option<String>,
     pub alert_delivery_timeout_ms: Option<u64>,
+    pub compaction_delay_secs: Option<u64>,
+    pub retention_days: Option<u64>,
+    pub max_disk_bytes: Option<u64>,
+    pub min_free_disk_bytes: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -169,6 +186,10 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub alerts: crate::alerts::AlertConfig,
+    pub compaction_delay_secs: u64,
+    pub retention_days: u64,
+    pub max_disk_bytes: u64,
+    pub min_free_disk_bytes: u64,
 }
 
 impl Config {
@@ -249,6 +270,16 @@ impl Config {
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             syslog_tcp_listen: args.syslog_tcp_listen.or(file.syslog_tcp_listen),
             syslog_udp_listen: args.syslog_udp_listen.or(file.syslog_udp_listen),
+            compaction_delay_secs: args
+                .compaction_delay_secs
+                .or(file.compaction_delay_secs)
+                .unwrap_or(900),
+            retention_days: args.retention_days.or(file.retention_days).unwrap_or(0),
+            max_disk_bytes: args.max_disk_bytes.or(file.max_disk_bytes).unwrap_or(0),
+            min_free_disk_bytes: args
+                .min_free_disk_bytes
+                .or(file.min_free_disk_bytes)
+                .unwrap_or(1 << 30),
         })
     }
 
@@ -258,6 +289,10 @@ impl Config {
         c.segment_bytes_max = self.segment_bytes_max;
         c.index_cache_bytes = self.index_cache_bytes;
         c.queue_batches_max = self.queue_batches_max;
+        c.lifecycle.compaction_delay_secs = self.compaction_delay_secs;
+        c.lifecycle.retention_days = self.retention_days;
+        c.lifecycle.max_disk_bytes = self.max_disk_bytes;
+        c.lifecycle.min_free_disk_bytes = self.min_free_disk_bytes;
         c
     }
 }

@@ -52,6 +52,7 @@ impl From<EngineError> for ApiError {
             EngineError::DiskFull { .. } => {
                 ApiError::Unavailable("disk full: rows were not stored".into())
             }
+            EngineError::LowDisk { .. } => ApiError::Unavailable(e.to_string()),
             EngineError::ShuttingDown => ApiError::Unavailable("shutting down".into()),
             EngineError::Poisoned(_) => {
                 tracing::error!(error = %e, "storage refuses writes after an i/o failure");

@@ -92,6 +92,16 @@ impl Metrics {
             "Rows written but not yet in the sled index.",
             s.last_seq.saturating_sub(s.index_watermark),
         );
+        for m in storage.backend_metrics() {
+            let kind = if m.counter { "counter" } else { "gauge" };
+            let _ = writeln!(
+                out,
+                "# HELP {n} {h}\n# TYPE {n} {kind}\n{n} {v}",
+                n = m.name,
+                h = m.help,
+                v = m.value
+            );
+        }
         let _ = writeln!(out, "# HELP logpulse_datasource_rows Rows per data source.\n# TYPE logpulse_datasource_rows gauge");
         for ds in DataSource::ALL {
             let _ = writeln!(

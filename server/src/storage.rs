@@ -3,9 +3,9 @@
 //! it; a ClickHouse-backed implementation can later do the same.
 
 use logpulse_engine::{
-    Anomalies, AnomalyQuery, AppendReceipt, BaselineAnomalies, BaselineQuery, DataSource,
-    DataSourceStats, Distribution, Durability, Engine, EngineStats, KeyMinutes, LogFilter,
-    RecentLogs, Result, Row, ThresholdRow,
+    Anomalies, AnomalyQuery, AppendReceipt, BackendMetric, BaselineAnomalies, BaselineQuery,
+    DataSource, DataSourceStats, Distribution, Durability, Engine, EngineStats, KeyMinutes,
+    LogFilter, RecentLogs, Result, Row, ThresholdRow,
 };
 
 pub trait Storage: Send + Sync + 'static {
@@ -21,6 +21,9 @@ pub trait Storage: Send + Sync + 'static {
     fn datasource_stats(&self, ds: DataSource) -> DataSourceStats;
     fn stats(&self) -> EngineStats;
     fn truncate(&self, ds: DataSource) -> Result<()>;
+    /// Backend-specific figures for `/metrics` (for the embedded engine:
+    /// compaction, retention, disk budget and free space).
+    fn backend_metrics(&self) -> Vec<BackendMetric>;
     /// Syncs and stops; later appends fail.
     fn close(&self) -> Result<()>;
 }
@@ -33,10 +36,10 @@ impl Storage for Engine {
         Engine::recent_logs(self, filter, limit)
     }
     fn error_distribution(&self, filter: &LogFilter, limit: usize) -> Result<Distribution> {
-        Ok(Engine::error_distribution(self, filter, limit))
+        Engine::error_distribution(self, filter, limit)
     }
     fn log_anomalies(&self, q: &AnomalyQuery) -> Result<Anomalies> {
-        Ok(Engine::log_anomalies(self, q))
+        Engine::log_anomalies(self, q)
     }
     fn log_baseline_anomalies(&self, q: &BaselineQuery) -> Result<BaselineAnomalies> {
         Ok(Engine::log_baseline_anomalies(self, q))
@@ -55,6 +58,9 @@ impl Storage for Engine {
     }
     fn truncate(&self, ds: DataSource) -> Result<()> {
         Engine::truncate(self, ds)
+    }
+    fn backend_metrics(&self) -> Vec<BackendMetric> {
+        Engine::lifecycle_stats(self).metrics()
     }
     fn close(&self) -> Result<()> {
         Engine::close(self)

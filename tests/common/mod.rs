@@ -6,6 +6,8 @@
 //! path in `LOGPULSED`.
 #![allow(dead_code)]
 
+pub mod tmpfs;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -196,6 +198,11 @@ impl Default for Options {
 impl Options {
     pub fn arg(mut self, a: impl Into<String>) -> Options {
         self.args.push(a.into());
+        self
+    }
+
+    pub fn args(mut self, args: impl IntoIterator<Item = String>) -> Options {
+        self.args.extend(args);
         self
     }
 
@@ -474,6 +481,14 @@ impl Daemon {
     }
 
     /// `kill -9` and start on the same data dir.
+    /// Stops the daemon (SIGTERM), changes its options, starts it again on
+    /// the same data dir.
+    pub fn restart_with(&mut self, change: impl FnOnce(&mut Options)) {
+        self.stop();
+        change(&mut self.opts);
+        self.start_again();
+    }
+
     pub fn crash_restart(&mut self) {
         self.kill9();
         self.spawn();
