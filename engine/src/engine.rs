@@ -260,6 +260,19 @@ impl Engine {
             .keys()
             .next()
             .map(|id| id.hour as u64 * 3600);
+        let (_, key_hours, key_minutes, bytes) = st.log_stats.footprint();
+        s.count_key_hours = key_hours;
+        s.count_key_minutes = key_minutes;
+        s.count_bytes = bytes;
+        s.keys_newest_hour = st
+            .log_stats
+            .hours_desc(0, u32::MAX)
+            .next()
+            .map_or(0, |(_, h)| h.len() as u64);
+        drop(st);
+        s.keys = self.shared.keys.read().len() as u64;
+        s.block_cache_bytes = self.shared.cache.bytes() as u64;
+        (s.block_cache_hits, s.block_cache_misses) = self.shared.cache.hit_counts();
         s
     }
 

@@ -80,6 +80,11 @@ enum Op {
         limit: usize,
     },
     Reopen,
+    /// Background-style compaction of every hour of every data source, in
+    /// blocks of this many rows.
+    Compact {
+        block_rows: usize,
+    },
 }
 
 fn row_ts() -> impl Strategy<Value = u32> {
@@ -177,6 +182,8 @@ fn gen_op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(f, window, limit)| Op::Anomalies { f, window, limit }),
         1 => Just(Op::Reopen),
+        1 => prop_oneof![Just(3usize), Just(16), Just(4096)]
+            .prop_map(|block_rows| Op::Compact { block_rows }),
     ]
 }
 
@@ -184,6 +191,9 @@ fn gen_op() -> impl Strategy<Value = Op> {
 struct Case {
     n_svc: usize,
     n_sev: usize,
+    /// High cardinality: each row's service carries one of this many
+    /// instance suffixes (0: plain names).
+    instances: usize,
     segment_bytes_max: u64,
     ops: Vec<Op>,
 }
@@ -195,10 +205,12 @@ fn gen_case() -> impl Strategy<Value = Case> {
         // Tiny segments exercise several files per hour and roll-overs.
         prop_oneof![Just(1u64 << 30), Just(2048u64), Just(16384u64)],
         proptest::collection::vec(gen_op(), 1..60),
+        prop_oneof![3 => Just(0usize), 1 => Just(50), 1 => Just(1000)],
     )
-        .prop_map(|(n_svc, n_sev, segment_bytes_max, ops)| Case {
+        .prop_map(|(n_svc, n_sev, segment_bytes_max, ops, instances)| Case {
             n_svc,
             n_sev,
+            instances,
             segment_bytes_max,
             ops,
         })
@@ -210,14 +222,28 @@ fn gen_case() -> impl Strategy<Value = Case> {
 struct Names {
     n_svc: usize,
     n_sev: usize,
+    instances: usize,
 }
 
 impl Names {
+    /// The service a filter or threshold names.
     fn service(&self, i: usize) -> String {
         if i >= NO_SUCH {
             "nosuch".into()
-        } else {
+        } else if self.instances == 0 {
             SERVICES[i % self.n_svc].into()
+        } else {
+            format!("{}-{i}", SERVICES[i % self.n_svc])
+        }
+    }
+    /// The service of the row with `seq`: with instances, almost a service
+    /// per row.
+    fn row_service(&self, i: usize, seq: u64) -> String {
+        if self.instances == 0 {
+            self.service(i)
+        } else {
+            let k = (seq * 7919) % self.instances as u64;
+            format!("{}-{k}", SERVICES[i % self.n_svc])
         }
     }
     fn severity(&self, i: usize) -> String {
@@ -283,7 +309,7 @@ impl Model {
                 } => {
                     let row = LogRow {
                         timestamp: *ts,
-                        service: Cow::Owned(names.service(*svc % NO_SUCH)),
+                        service: Cow::Owned(names.row_service(*svc % NO_SUCH, self.next_seq)),
                         severity: Cow::Owned(names.severity(*sev % NO_SUCH)),
                         server_id: Cow::Owned(server.clone()),
                         message: Cow::Owned(format!("#{}.{i} {msg}", self.next_seq)),
@@ -510,6 +536,7 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
     let names = Names {
         n_svc: case.n_svc,
         n_sev: case.n_sev,
+        instances: case.instances,
     };
     let mut model = Model::default();
     let mut e = open(dir.path(), case.segment_bytes_max);
@@ -608,6 +635,18 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
                 );
                 prop_assert_eq!(got_rows, rows, "step {}: log_anomalies {:?}", step, q);
             }
+            Op::Compact { block_rows } => {
+                let opts = logpulse_engine::compaction::CompactOptions {
+                    block_rows: *block_rows,
+                    ..Default::default()
+                };
+                let hours: std::collections::BTreeSet<(DataSource, u32)> =
+                    e.segment_infos().iter().map(|s| (s.ds, s.id.hour)).collect();
+                for (ds, hour) in hours {
+                    e.compact_hour(ds, hour, &opts).expect("compact");
+                }
+                check_state(&e, &model, true)?;
+            }
             Op::Reopen => {
                 check_state(&e, &model, true)?;
                 e.close().expect("close");
@@ -640,7 +679,11 @@ proptest! {
 /// itself is checked against API.md and not only against the engine.
 #[test]
 fn model_agrees_with_hand_computed_answers() {
-    let names = Names { n_svc: 3, n_sev: 3 };
+    let names = Names {
+        n_svc: 3,
+        n_sev: 3,
+        instances: 0,
+    };
     let mut m = Model::default();
     let log = |ts, svc, sev| GenRow::Log {
         ts,

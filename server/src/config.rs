@@ -122,6 +122,9 @@ pub struct Args {
     /// Below this much free space on the data dir's filesystem, appends answer 503 [default: 1073741824].
     #[arg(long, env = "LOGPULSE_MIN_FREE_DISK_BYTES")]
     pub min_free_disk_bytes: Option<u64>,
+    /// Memory for decompressed blocks of compacted hours [default: 67108864].
+    #[arg(long, env = "LOGPULSE_BLOCK_CACHE_BYTES")]
+    pub block_cache_bytes: Option<u64>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -161,6 +164,7 @@ pub struct FileConfig {
     pub retention_days: Option<u64>,
     pub max_disk_bytes: Option<u64>,
     pub min_free_disk_bytes: Option<u64>,
+    pub block_cache_bytes: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -190,6 +194,7 @@ pub struct Config {
     pub retention_days: u64,
     pub max_disk_bytes: u64,
     pub min_free_disk_bytes: u64,
+    pub block_cache_bytes: u64,
 }
 
 impl Config {
@@ -280,6 +285,10 @@ impl Config {
                 .min_free_disk_bytes
                 .or(file.min_free_disk_bytes)
                 .unwrap_or(1 << 30),
+            block_cache_bytes: args
+                .block_cache_bytes
+                .or(file.block_cache_bytes)
+                .unwrap_or(64 << 20),
         })
     }
 
@@ -293,6 +302,7 @@ impl Config {
         c.lifecycle.retention_days = self.retention_days;
         c.lifecycle.max_disk_bytes = self.max_disk_bytes;
         c.lifecycle.min_free_disk_bytes = self.min_free_disk_bytes;
+        c.block_cache_bytes = self.block_cache_bytes;
         c
     }
 }

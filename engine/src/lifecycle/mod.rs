@@ -67,6 +67,18 @@ pub struct LifecycleStats {
     pub data_dir_bytes: u64,
     /// Start (Unix seconds) of the oldest hour holding `system_logs` rows.
     pub oldest_hour: Option<u64>,
+    /// Distinct (service, severity) keys, and in the newest hour.
+    pub keys: u64,
+    pub keys_newest_hour: u64,
+    /// (hour, key) and (hour, key, minute) entries of the per-minute counts,
+    /// and the heap bytes they hold.
+    pub count_key_hours: u64,
+    pub count_key_minutes: u64,
+    pub count_bytes: u64,
+    /// Bytes of decompressed blocks cached, and the cache's hits and misses.
+    pub block_cache_bytes: u64,
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
 }
 
 impl LifecycleCounters {
@@ -82,7 +94,7 @@ impl LifecycleCounters {
             pending_hours: l(&self.pending_hours),
             free_disk_bytes: l(&self.free_disk_bytes),
             data_dir_bytes: l(&self.data_dir_bytes),
-            oldest_hour: None,
+            ..Default::default()
         }
     }
 }
@@ -414,6 +426,56 @@ impl LifecycleStats {
                 self.data_dir_bytes,
             ),
         ];
+        out.extend([
+            m(
+                "logpulse_keys",
+                "Distinct (service, severity) keys of system_logs.",
+                false,
+                self.keys,
+            ),
+            m(
+                "logpulse_keys_newest_hour",
+                "Distinct (service, severity) keys in the newest hour holding rows.",
+                false,
+                self.keys_newest_hour,
+            ),
+            m(
+                "logpulse_count_key_hours",
+                "(hour, key) entries of the in-memory per-minute counts.",
+                false,
+                self.count_key_hours,
+            ),
+            m(
+                "logpulse_count_key_minutes",
+                "Non-empty (hour, key, minute) entries of the per-minute counts.",
+                false,
+                self.count_key_minutes,
+            ),
+            m(
+                "logpulse_count_bytes",
+                "Approximate heap bytes held by the per-minute counts.",
+                false,
+                self.count_bytes,
+            ),
+            m(
+                "logpulse_block_cache_bytes",
+                "Decompressed compact blocks held in the block cache.",
+                false,
+                self.block_cache_bytes,
+            ),
+            m(
+                "logpulse_block_cache_hits_total",
+                "Block cache lookups that found the block.",
+                true,
+                self.block_cache_hits,
+            ),
+            m(
+                "logpulse_block_cache_misses_total",
+                "Block cache lookups that decompressed the block.",
+                true,
+                self.block_cache_misses,
+            ),
+        ]);
         if let Some(h) = self.oldest_hour {
             out.push(m(
                 "logpulse_oldest_hour_seconds",

@@ -1,8 +1,9 @@
 //! `log_anomalies`: minutes in which a (service, severity) logged more rows
 //! than its active threshold.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::Result;
 use crate::keys::Keys;
@@ -40,7 +41,7 @@ pub struct Anomalies {
 
 pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomalies> {
     // The thresholds in force are few: walk them, not the keys.
-    let mut thresholds: HashMap<u32, f64> = HashMap::new();
+    let mut thresholds: HashMap<u32, f64> = HashMap::default();
     for (row, _) in st.thresholds.rows() {
         let wanted = q.service.as_deref().is_none_or(|s| s == row.service)
             && q.severity.as_deref().is_none_or(|v| v == row.severity);
@@ -51,7 +52,7 @@ pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomal
     let kf = KeyFilter::of(keys, thresholds.keys().copied().collect());
     let end = q.end as u64;
     let start = end.saturating_sub(q.window_minutes as u64 * 60);
-    let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut counts: HashMap<(u32, u32), u64> = HashMap::default();
     let stats = visit(st, &kf, start, end, Grain::Minute, |p| {
         *counts.entry((p.min_ts / 60, p.key)).or_default() += p.count;
     })?;
@@ -72,15 +73,14 @@ pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomal
             })
         })
         .collect();
-    rows.sort_by(|a, b| {
+    let rows_before_limit = rows.len() as u64;
+    super::top_sorted(&mut rows, q.limit, |a, b| {
         b.minute
             .cmp(&a.minute)
             .then_with(|| b.log_count.cmp(&a.log_count))
             .then_with(|| a.service.cmp(&b.service))
             .then_with(|| a.severity.cmp(&b.severity))
     });
-    let rows_before_limit = rows.len() as u64;
-    rows.truncate(q.limit);
     Ok(Anomalies {
         rows,
         rows_before_limit,

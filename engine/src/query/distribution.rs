@@ -1,8 +1,9 @@
 //! `error_distribution`: rows per (service, severity) with their share of the
 //! total and the first and last time seen.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::Result;
 use crate::keys::Keys;
@@ -35,7 +36,7 @@ pub fn error_distribution(
 ) -> Result<Distribution> {
     let kf = KeyFilter::new(keys, f.service.as_deref(), f.severity.as_deref());
     let (start, end) = f.bounds();
-    let mut groups: HashMap<u32, (u64, u32, u32)> = HashMap::new();
+    let mut groups: HashMap<u32, (u64, u32, u32)> = HashMap::default();
     let stats = visit(st, &kf, start, end, Grain::Hour, |p| {
         let g = groups.entry(p.key).or_insert((0, u32::MAX, 0));
         g.0 += p.count;
@@ -58,14 +59,13 @@ pub fn error_distribution(
             }
         })
         .collect();
-    rows.sort_by(|a, b| {
+    let rows_before_limit = rows.len() as u64;
+    super::top_sorted(&mut rows, limit, |a, b| {
         b.count
             .cmp(&a.count)
             .then_with(|| a.service.cmp(&b.service))
             .then_with(|| a.severity.cmp(&b.severity))
     });
-    let rows_before_limit = rows.len() as u64;
-    rows.truncate(limit);
     Ok(Distribution {
         rows,
         rows_before_limit,

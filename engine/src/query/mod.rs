@@ -210,6 +210,24 @@ pub(crate) fn visit(
     Ok(rs)
 }
 
+/// Keeps the first `limit` rows in `cmp` order, sorted, without sorting
+/// the rest (a group-by over many keys answers a small limit).
+pub(crate) fn top_sorted<T>(
+    rows: &mut Vec<T>,
+    limit: usize,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) {
+    if limit == 0 {
+        rows.clear();
+        return;
+    }
+    if rows.len() > limit {
+        rows.select_nth_unstable_by(limit - 1, &cmp);
+        rows.truncate(limit);
+    }
+    rows.sort_by(cmp);
+}
+
 /// ClickHouse's `round(x, 2)` for Float64: scale, round half to even, unscale.
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round_ties_even() / 100.0
