@@ -640,8 +640,11 @@ fn run_case(case: Case) -> Result<(), TestCaseError> {
                     block_rows: *block_rows,
                     ..Default::default()
                 };
-                let hours: std::collections::BTreeSet<(DataSource, u32)> =
-                    e.segment_infos().iter().map(|s| (s.ds, s.id.hour)).collect();
+                let hours: std::collections::BTreeSet<(DataSource, u32)> = e
+                    .segment_infos()
+                    .iter()
+                    .map(|s| (s.ds, s.id.hour))
+                    .collect();
                 for (ds, hour) in hours {
                     e.compact_hour(ds, hour, &opts).expect("compact");
                 }
