@@ -349,14 +349,14 @@ impl Engine {
     }
 
     /// `log_baseline_anomalies`.
-    pub fn log_baseline_anomalies(&self, q: &BaselineQuery) -> BaselineAnomalies {
+    pub fn log_baseline_anomalies(&self, q: &BaselineQuery) -> Result<BaselineAnomalies> {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         query::log_baseline_anomalies(&st, &keys, q)
     }
 
     /// Per-minute counts of the keys with an active threshold, for alerting.
-    pub fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Vec<KeyMinutes> {
+    pub fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Result<Vec<KeyMinutes>> {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         query::threshold_minutes(&st, &keys, first_minute, minutes)

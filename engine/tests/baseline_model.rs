@@ -195,16 +195,18 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 engine.append(&batch, Durability::Visible).unwrap();
             }
             Op::Query(q) => {
-                let got = engine.log_baseline_anomalies(&BaselineQuery {
-                    end: q.end,
-                    window_minutes: q.window,
-                    z: q.z,
-                    min_count: q.min_count,
-                    baseline_hours: q.hours,
-                    service: q.svc.map(service),
-                    severity: q.sev.map(severity),
-                    limit: q.limit,
-                });
+                let got = engine
+                    .log_baseline_anomalies(&BaselineQuery {
+                        end: q.end,
+                        window_minutes: q.window,
+                        z: q.z,
+                        min_count: q.min_count,
+                        baseline_hours: q.hours,
+                        service: q.svc.map(service),
+                        severity: q.sev.map(severity),
+                        limit: q.limit,
+                    })
+                    .unwrap();
                 let (want, before) = model(&rows, &q);
                 prop_assert_eq!(&got.rows, &want, "query {:?}", q);
                 prop_assert_eq!(got.rows_before_limit, before);
@@ -248,7 +250,7 @@ fn hand_computed_baseline() {
         severity: None,
         limit: 100,
     };
-    let r = e.log_baseline_anomalies(&q);
+    let r = e.log_baseline_anomalies(&q).unwrap();
     assert_eq!(r.rows.len(), 1);
     let row = &r.rows[0];
     assert_eq!(
@@ -263,6 +265,7 @@ fn hand_computed_baseline() {
             min_count: 31,
             ..q.clone()
         })
+        .unwrap()
         .rows
         .is_empty());
     assert!(e
@@ -270,10 +273,11 @@ fn hand_computed_baseline() {
             z: 3.8,
             ..q.clone()
         })
+        .unwrap()
         .rows
         .is_empty());
     // The alert engine's counts: the threshold decides which keys are listed.
-    assert!(e.threshold_minutes(BASE + 3540, 2).is_empty());
+    assert!(e.threshold_minutes(BASE + 3540, 2).unwrap().is_empty());
     e.append(
         &[Row::Threshold(ThresholdRow {
             service: "api".into(),
@@ -285,7 +289,7 @@ fn hand_computed_baseline() {
         Durability::Visible,
     )
     .unwrap();
-    let k = e.threshold_minutes(BASE + 3540, 2);
+    let k = e.threshold_minutes(BASE + 3540, 2).unwrap();
     assert_eq!(k.len(), 1);
     assert_eq!(
         (k[0].threshold_per_minute, k[0].counts.clone()),

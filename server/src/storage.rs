@@ -42,10 +42,10 @@ impl Storage for Engine {
         Engine::log_anomalies(self, q)
     }
     fn log_baseline_anomalies(&self, q: &BaselineQuery) -> Result<BaselineAnomalies> {
-        Ok(Engine::log_baseline_anomalies(self, q))
+        Engine::log_baseline_anomalies(self, q)
     }
     fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Result<Vec<KeyMinutes>> {
-        Ok(Engine::threshold_minutes(self, first_minute, minutes))
+        Engine::threshold_minutes(self, first_minute, minutes)
     }
     fn thresholds(&self) -> Vec<ThresholdRow> {
         Engine::thresholds(self)

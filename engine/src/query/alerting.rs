@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
@@ -26,7 +27,7 @@ pub fn threshold_minutes(
     keys: &Keys,
     first_minute: u32,
     minutes: u32,
-) -> Vec<KeyMinutes> {
+) -> Result<Vec<KeyMinutes>> {
     let mut index: HashMap<u32, usize> = HashMap::new();
     let mut out: Vec<KeyMinutes> = Vec::new();
     for (row, _) in st.thresholds.rows().filter(|(r, _)| r.active == 1) {
@@ -42,7 +43,7 @@ pub fn threshold_minutes(
         }
     }
     if out.is_empty() || minutes == 0 {
-        return out;
+        return Ok(out);
     }
     let kf = KeyFilter::of(keys, index.keys().copied().collect());
     let start = first_minute as u64 / 60 * 60;
@@ -52,6 +53,6 @@ pub fn threshold_minutes(
         if let (Some(&k), true) = (index.get(&p.key), i < minutes as usize) {
             out[k].counts[i] += p.count;
         }
-    });
-    out
+    })?;
+    Ok(out)
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
@@ -59,12 +60,16 @@ pub fn judge(count: u64, mean: f64, stddev: f64, z: f64, min_count: u64) -> Opti
     (count >= min_count && c > mean + z * stddev).then(|| round2((c - mean) / stddev))
 }
 
-pub fn log_baseline_anomalies(st: &State, keys: &Keys, q: &BaselineQuery) -> BaselineAnomalies {
+pub fn log_baseline_anomalies(
+    st: &State,
+    keys: &Keys,
+    q: &BaselineQuery,
+) -> Result<BaselineAnomalies> {
     let kf = KeyFilter::new(keys, q.service.as_deref(), q.severity.as_deref());
     let end = q.end as u64;
     let start = end.saturating_sub(q.window_minutes as u64 * 60);
     let mut stats = ReadStats::default();
-    let window = minute_counts(st, &kf, start, end, &mut stats);
+    let window = minute_counts(st, &kf, start, end, &mut stats)?;
     let floor = q.min_count.max(1);
     let mut candidates: Vec<u32> = window
         .iter()
@@ -74,14 +79,14 @@ pub fn log_baseline_anomalies(st: &State, keys: &Keys, q: &BaselineQuery) -> Bas
     candidates.sort_unstable();
     candidates.dedup();
     if candidates.is_empty() {
-        return BaselineAnomalies {
+        return Ok(BaselineAnomalies {
             stats,
             ..Default::default()
-        };
+        });
     }
     let bkf = KeyFilter::of(keys, candidates);
     let bstart = start.saturating_sub(q.baseline_hours as u64 * 3600);
-    let sums = baseline_sums(st, &bkf, bstart, start, &mut stats);
+    let sums = baseline_sums(st, &bkf, bstart, start, &mut stats)?;
     let n = q.baseline_hours as u64 * 60;
     let mut rows: Vec<BaselineRow> = window
         .into_iter()
@@ -111,11 +116,11 @@ pub fn log_baseline_anomalies(st: &State, keys: &Keys, q: &BaselineQuery) -> Bas
     });
     let rows_before_limit = rows.len() as u64;
     rows.truncate(q.limit);
-    BaselineAnomalies {
+    Ok(BaselineAnomalies {
         rows,
         rows_before_limit,
         stats,
-    }
+    })
 }
 
 /// Rows per (key, minute number) in `[start, end)`.
@@ -125,14 +130,14 @@ fn minute_counts(
     start: u64,
     end: u64,
     stats: &mut ReadStats,
-) -> HashMap<(u32, u32), u64> {
+) -> Result<HashMap<(u32, u32), u64>> {
     let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
     let rs = visit(st, kf, start, end, Grain::Minute, |p| {
         *counts.entry((p.key, p.min_ts / 60)).or_default() += p.count;
-    });
+    })?;
     stats.rows_read += rs.rows_read;
     stats.bytes_read += rs.bytes_read;
-    counts
+    Ok(counts)
 }
 
 /// Per key, the sum and the sum of squares of its per-minute counts in
@@ -144,17 +149,17 @@ fn baseline_sums(
     start: u64,
     end: u64,
     stats: &mut ReadStats,
-) -> HashMap<u32, (u64, u128)> {
+) -> Result<HashMap<u32, (u64, u128)>> {
     let mut sums: HashMap<u32, (u64, u128)> = HashMap::new();
     let mut lo = start;
     while lo < end {
         let hi = ((lo / 3600 + 1) * 3600).min(end);
-        for ((key, _), c) in minute_counts(st, kf, lo, hi, stats) {
+        for ((key, _), c) in minute_counts(st, kf, lo, hi, stats)? {
             let e = sums.entry(key).or_default();
             e.0 += c;
             e.1 += c as u128 * c as u128;
         }
         lo = hi;
     }
-    sums
+    Ok(sums)
 }
