@@ -148,6 +148,9 @@ fn https_and_syslog_tls_with_reload_on_sighup() {
             "first",
         ])
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // requests prefers these over the CA the exporter is given.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
