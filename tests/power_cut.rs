@@ -332,7 +332,10 @@ fn a_power_cut_during_background_compaction_keeps_every_acknowledged_row() {
         Duration::from_millis(1500),
     );
     assert_none_lost("wait=true with background compaction", &o);
-    assert!(compact > 0, "background compaction never ran during the crash loop");
+    assert!(
+        compact > 0,
+        "background compaction never ran during the crash loop"
+    );
 }
 
 #[test]
