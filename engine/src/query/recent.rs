@@ -35,8 +35,8 @@ enum Source {
 }
 
 struct Picked {
-    path: Arc<PathBuf>,
-    source: Arc<Source>,
+    path: PathBuf,
+    source: Source,
     offset: u32,
 }
 
@@ -114,23 +114,13 @@ pub fn plan(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Result<Rece
         }
     }
     // Owned handles, so that bodies are read after the lock is released.
-    let mut last: Option<(*const Segment, Arc<PathBuf>, Arc<Source>)> = None;
     for (_, _, seg, entry) in top {
-        let (path, source) = match &last {
-            Some((p, path, src)) if std::ptr::eq(*p, seg) => (path.clone(), src.clone()),
-            _ => {
-                let src = Arc::new(match &seg.compact {
-                    Some(c) => Source::Compact(c.clone()),
-                    None => Source::Hot(seg.map.clone()),
-                });
-                let path = Arc::new(seg.path.clone());
-                last = Some((seg as *const Segment, path.clone(), src.clone()));
-                (path, src)
-            }
-        };
         plan.picked.push(Picked {
-            path,
-            source,
+            path: seg.path.clone(),
+            source: match &seg.compact {
+                Some(c) => Source::Compact(c.clone()),
+                None => Source::Hot(seg.map.clone()),
+            },
             offset: entry.offset,
         });
     }
@@ -142,7 +132,7 @@ pub fn fetch(plan: RecentPlan) -> Result<RecentLogs> {
     let mut out = plan.out;
     for p in plan.picked {
         let owned;
-        let body: &[u8] = match &*p.source {
+        let body: &[u8] = match &p.source {
             Source::Hot(map) => frame_body(map.committed(), p.offset as usize),
             Source::Compact(c) => {
                 owned = c.body(p.offset)?;
@@ -150,7 +140,7 @@ pub fn fetch(plan: RecentPlan) -> Result<RecentLogs> {
             }
         };
         out.stats.bytes_read += body.len() as u64;
-        let row = decode_log(body).map_err(|e| Error::corrupt(&*p.path, p.offset as u64, e))?;
+        let row = decode_log(body).map_err(|e| Error::corrupt(&p.path, p.offset as u64, e))?;
         out.rows.push(row.into_owned());
     }
     Ok(out)
