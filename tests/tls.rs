@@ -127,6 +127,7 @@ fn https_and_syslog_tls_with_reload_on_sighup() {
         .arg(d.join("srv.pem"))
         .arg("--tls-key-file")
         .arg(d.join("srv.key"))
+        .args(["--min-free-disk-bytes", TEST_MIN_FREE_DISK_BYTES])
         .env("LOGPULSE_ADMIN_TOKEN", &token)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(d.join("daemon.log")).unwrap())

@@ -230,6 +230,9 @@ impl Options {
     }
 }
 
+/// The free-space floor the harness gives daemons whose test sets none.
+pub const TEST_MIN_FREE_DISK_BYTES: &str = "16777216";
+
 /// A running `logpulsed` child process with its own data dir.
 pub struct Daemon {
     child: Option<Child>,
@@ -321,8 +324,15 @@ impl Daemon {
                 .arg(self.addr.to_string())
                 .arg("--data-dir")
                 .arg(&self.data_dir)
-                .args(&self.opts.args)
-                .stdin(Stdio::null())
+                .args(&self.opts.args);
+            // The daemon's 1 GiB free-space floor is for hosts; test machines
+            // (CI's among them) can have less free than that. Tests of the
+            // floor itself set their own.
+            if !self.opts.args.iter().any(|a| a == "--min-free-disk-bytes") {
+                cmd.arg("--min-free-disk-bytes")
+                    .arg(TEST_MIN_FREE_DISK_BYTES);
+            }
+            cmd.stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup log"))
                 .stderr(log);
             for (k, _) in std::env::vars() {
