@@ -199,15 +199,12 @@ fn deep_nesting_invalid_utf8_and_nul_bytes_are_answered_properly() {
             &[("Content-Type", "application/json")],
             Some(body.as_bytes()),
         );
+        // serde_json's recursion limit: a 400 naming it.
+        let msg = r.assert_error(400);
         assert!(
-            r.status == 400 || r.status == 200,
-            "deep JSON pipe body: {} {}",
-            r.status,
-            r.text()
+            msg.contains("recursion limit"),
+            "deep JSON pipe body: {msg}"
         );
-        if r.status != 200 {
-            r.assert_json_error();
-        }
     }
     // Invalid UTF-8 and raw NUL bytes in lines: quarantined, the rest stored.
     let mut body = good_line("g2").into_bytes();
@@ -498,9 +495,12 @@ fn slow_and_idle_clients_are_timed_out_while_others_are_served() {
             t < Duration::from_secs(14),
             "{what}: closed only after {t:?}"
         );
-        if let Some(r) = parse_complete(&got) {
-            r.assert_json_error();
-        }
+        // hyper's header timeout closes these without an answer.
+        assert!(
+            got.is_empty(),
+            "{what}: answered {:?}",
+            String::from_utf8_lossy(&got)
+        );
         println!("hostile_input: {what}: closed by the daemon after {t:?}");
     }
     println!("hostile_input: slow body answered {} after {body_t:?}; {served} other requests served meanwhile", r.status);

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::power_cut::Faults;
+use common::power_cut::{compact_files, post_rows, sigkill, Faults};
 use common::*;
 use rand::{Rng, SeedableRng};
 
@@ -44,39 +44,6 @@ fn stored_messages(d: &Daemon) -> HashSet<String> {
 
 fn mutation_env() -> Option<String> {
     std::env::var("LP_MUTATION").ok().filter(|m| !m.is_empty())
-}
-
-/// One append from a client thread: the status, or the transport error (the
-/// power cut).
-fn post_rows(base: &str, token: &str, wait: bool, ids: &[String], ts: i64) -> Result<Resp, String> {
-    let rows: Vec<_> = ids.iter().map(|id| tagged_row(id, ts)).collect();
-    let url = format!(
-        "{base}/v0/events?name=system_logs{}",
-        if wait { "&wait=true" } else { "" }
-    );
-    match ureq::post(&url)
-        .set("Authorization", &format!("Bearer {token}"))
-        .timeout(Duration::from_secs(60))
-        .send_bytes(ndjson(&rows).as_bytes())
-    {
-        Ok(r) => Ok(Resp {
-            status: r.status(),
-            headers: Vec::new(),
-            body: r.into_string().unwrap_or_default().into_bytes(),
-        }),
-        Err(ureq::Error::Status(code, r)) => Ok(Resp {
-            status: code,
-            headers: Vec::new(),
-            body: r.into_string().unwrap_or_default().into_bytes(),
-        }),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// `kill -9` from another thread than the one owning the daemon.
-fn sigkill(pid: i32) {
-    // SAFETY: kill(2) on the pid of a child the test spawned and has not reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
 /// What one power cut left: acknowledged rows lost, and how many there were.
@@ -204,18 +171,6 @@ fn wait_true_power_cuts_with(
         }
     }
     (out, compact_files(&d.data_dir.join("system_logs")))
-}
-
-/// Segment files of a directory whose header says kind 2 (compact).
-fn compact_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-                .filter(|e| std::fs::read(e.path()).is_ok_and(|b| b.get(10) == Some(&2)))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 const SYNC_INTERVAL_MS: u64 = 200;

@@ -409,3 +409,39 @@ fn the_data_dir_is_private() {
     }
     assert!(seen >= 4, "only {seen} files under the data dir");
 }
+
+/// A data dir an older build made 0755 (files 0644) is made private at the
+/// next start, and the log says so.
+#[test]
+fn an_older_world_readable_data_dir_is_made_private_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let mut d = Daemon::options().data_dir(&dir).start();
+    d.ingest("system_logs", &[tagged_row("old", now_secs() - 60)], true);
+    d.stop();
+    let set = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(&dir, 0o755);
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            set(&p, 0o644);
+            files.push(p);
+        }
+    }
+    assert!(!files.is_empty(), "no file directly in the data dir");
+    d.start_again();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "data dir");
+    for p in &files {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
+    }
+    let log = d.log();
+    assert!(
+        log.contains("data dir was accessible to group/other: made it 0700"),
+        "{log}"
+    );
+    assert_eq!(d.row_count("system_logs"), 1);
+}

@@ -34,6 +34,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Everything the daemon creates is its own: data dir 0700, files 0600.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     create_private_dir(&config.data_dir)?;
+    make_private(&config.data_dir);
     if logpulse_engine::durability::test_faults::enabled() {
         tracing::warn!(
             "{} is set: test-only fault injection and durable-image recording are on",
@@ -162,6 +163,46 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     {
         Ok(()) => Ok(()),
         Err(e) => Err(anyhow::anyhow!("creating data dir {}: {e}", dir.display())),
+    }
+}
+
+/// Takes group and other permissions away from a data dir made by an older
+/// build (0755, files 0644) and from the files directly in it (the dir being
+/// 0700 closes everything below). Never fails the start: a chmod that is not
+/// permitted is a warning.
+fn make_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |p: &Path, mode: u32| -> bool {
+        if mode & 0o077 == 0 {
+            return false;
+        }
+        let private = std::fs::Permissions::from_mode(mode & 0o700);
+        match std::fs::set_permissions(p, private) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %p.display(), mode = format!("{:o}", mode & 0o777), error = %e,
+                    "could not take group/other permissions away");
+                false
+            }
+        }
+    };
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if chmod(dir, mode) {
+        info!(data_dir = %dir.display(), was = format!("{:o}", mode & 0o777),
+            "data dir was accessible to group/other: made it 0700");
+    }
+    let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let fixed = files
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
+        .filter(|(_, m)| m.is_file())
+        .filter(|(p, m)| chmod(p, m.permissions().mode()))
+        .count();
+    if fixed > 0 {
+        info!(data_dir = %dir.display(), files = fixed,
+            "files of the data dir were accessible to group/other: made them owner-only");
     }
 }
 

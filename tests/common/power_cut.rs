@@ -8,10 +8,11 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use logpulse_engine::durability::test_faults::{dir_record, ENV, MUTATION_ENV};
 
-use super::{Daemon, Options};
+use super::{ndjson, tagged_row, Daemon, Options, Resp};
 
 /// The control directory of a daemon's test switches.
 pub struct Faults {
@@ -117,7 +118,7 @@ impl Faults {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
     for e in fs::read_dir(from)? {
         let e = e?;
@@ -128,4 +129,55 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One append from a client thread: the status, or the transport error (the
+/// power cut).
+pub fn post_rows(
+    base: &str,
+    token: &str,
+    wait: bool,
+    ids: &[String],
+    ts: i64,
+) -> Result<Resp, String> {
+    let rows: Vec<_> = ids.iter().map(|id| tagged_row(id, ts)).collect();
+    let url = format!(
+        "{base}/v0/events?name=system_logs{}",
+        if wait { "&wait=true" } else { "" }
+    );
+    match ureq::post(&url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .timeout(Duration::from_secs(60))
+        .send_bytes(ndjson(&rows).as_bytes())
+    {
+        Ok(r) => Ok(Resp {
+            status: r.status(),
+            headers: Vec::new(),
+            body: r.into_string().unwrap_or_default().into_bytes(),
+        }),
+        Err(ureq::Error::Status(code, r)) => Ok(Resp {
+            status: code,
+            headers: Vec::new(),
+            body: r.into_string().unwrap_or_default().into_bytes(),
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `kill -9` from another thread than the one owning the daemon.
+pub fn sigkill(pid: i32) {
+    // SAFETY: kill(2) on the pid of a child the test spawned and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Segment files of a directory whose header says kind 2 (compact).
+pub fn compact_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+                .filter(|e| std::fs::read(e.path()).is_ok_and(|b| b.get(10) == Some(&2)))
+                .count()
+        })
+        .unwrap_or(0)
 }
