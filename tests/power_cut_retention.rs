@@ -42,9 +42,10 @@ fn retained_hour(idx: i64) -> i64 {
     hour0() - (2 + idx % RETAINED_HOURS) * 3600
 }
 
-/// Expired hour `i` of round `round`: three days ago and older, each batch
-/// an hour of its own.
+/// Expired hour `i` (< 1000) of round `round`: three days ago and older,
+/// each batch an hour of its own.
 fn expired_hour(round: i64, i: i64) -> i64 {
+    assert!(i < 1000, "more expired batches than hours set aside");
     hour0() - 3 * 86_400 - (round * 1000 + i) * 3600
 }
 
@@ -100,8 +101,9 @@ fn round(d: &Daemon, round: i64, rng: &mut rand::rngs::StdRng) -> Acked {
     acked.into_inner().unwrap()
 }
 
-/// How many times each message is stored between `from` and `to`.
-fn occurrences(d: &Daemon, from: i64, to: i64) -> HashMap<String, usize> {
+/// How many times each message is stored between `from` and `to`, added to
+/// `out`.
+fn count_stored(d: &Daemon, from: i64, to: i64, out: &mut HashMap<String, usize>) {
     let v = d.pipe_json(
         "recent_logs",
         &[
@@ -112,24 +114,29 @@ fn occurrences(d: &Daemon, from: i64, to: i64) -> HashMap<String, usize> {
     );
     let total = v["rows_before_limit_at_least"].as_u64().unwrap();
     assert!(total < 10_000, "too many rows for one page: {total}");
-    let mut out = HashMap::new();
     for m in messages(&v) {
         *out.entry(m).or_insert(0) += 1;
     }
-    out
 }
 
 /// The stored rows of a copy of `data_dir`, read by a daemon without
 /// retention: (retained hours, expired hours).
 type Stored = (HashMap<String, usize>, HashMap<String, usize>);
 
-fn read_image(data_dir: &std::path::Path) -> Stored {
+fn read_image(data_dir: &std::path::Path, rounds: i64) -> Stored {
     let tmp = tempfile::tempdir().expect("tempdir");
     let copy = tmp.path().join("data");
     copy_tree(data_dir, &copy).expect("copy the durable image");
     let mut c = Daemon::options().data_dir(&copy).start();
-    let retained = occurrences(&c, retained_hour(RETAINED_HOURS - 1), hour0());
-    let expired = occurrences(&c, expired_hour(100, 0), hour0() - 2 * 86_400);
+    // An hour, a round at a time: each fits one page.
+    let (mut retained, mut expired) = (HashMap::new(), HashMap::new());
+    for h in 0..RETAINED_HOURS {
+        count_stored(&c, retained_hour(h), retained_hour(h) + 3600, &mut retained);
+    }
+    for r in 0..rounds {
+        let (from, to) = (expired_hour(r, 999), expired_hour(r, 0) + 3600);
+        count_stored(&c, from, to, &mut expired);
+    }
     c.stop();
     (retained, expired)
 }
@@ -165,7 +172,7 @@ fn a_power_cut_during_retention_and_compaction_keeps_every_retained_row() {
         retained.extend(a.retained);
         expired.extend(a.expired);
         faults.power_cut(&mut d);
-        let (kept, old) = read_image(&d.data_dir);
+        let (kept, old) = read_image(&d.data_dir, r + 1);
         let lost: Vec<_> = retained
             .iter()
             .filter(|id| !kept.contains_key(*id))
