@@ -19,7 +19,8 @@ fn api_errors_are_json() {
         ("GET", "/".into(), None, None, 404),
         ("GET", "/v0".into(), Some(&t), None, 404),
         ("GET", "/v0/nope".into(), None, None, 404),
-        ("POST", "/v0/pipes".into(), Some(&t), Some(b""), 404),
+        ("POST", "/v0/pipes".into(), Some(&t), Some(b""), 405),
+        ("POST", "/v0/pipes/nope".into(), Some(&t), Some(b""), 404),
         ("GET", "/v0/pipes/nope.json".into(), Some(&t), None, 404),
         ("GET", "/v0/datasources/nope".into(), Some(&t), None, 404),
         (

@@ -19,7 +19,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{error_response, ApiError};
 use crate::metrics::Metrics;
-use crate::routes::{alerts, datasources, events, ops, pipes, shippers, tokens};
+use crate::routes::{alerts, catalog, datasources, events, import, ops, pipes, shippers, tokens};
 use crate::storage::Storage;
 
 pub struct AppInner {
@@ -28,6 +28,9 @@ pub struct AppInner {
     pub config: Config,
     pub metrics: Metrics,
     pub workspace_id: String,
+    /// When the workspace (data dir) was made, Tinybird's form
+    /// (`YYYY-MM-DD HH:MM:SS.ffffff`): data sources' and pipes' `created_at`.
+    pub created_at: String,
     pub shutting_down: AtomicBool,
     /// Event requests being read, parsed or written at once; more get 429,
     /// so that memory stays bounded whatever the load.
@@ -76,7 +79,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v0/workspace", get(ops::workspace))
         .route("/v0/events", post(events::post))
         .route("/v0/pipes/{pipe}", get(pipes::get).post(pipes::post))
-        .route("/v0/datasources", get(datasources::list))
+        .route("/v0/pipes", get(catalog::list))
+        .route("/v0/user/workspaces/", get(catalog::workspaces))
+        .route("/v0/user/workspaces", get(catalog::workspaces))
+        .route("/v0/datasources", get(datasources::list).post(import::post))
         .route("/v0/datasources/{name}", get(datasources::show))
         .route(
             "/v0/datasources/{name}/truncate",
@@ -149,6 +155,7 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
         Some("/v0/workspace") => "workspace",
         Some("/v0/events") => "events",
         Some("/v0/pipes/{pipe}") => "pipes",
+        Some("/v0/pipes") | Some("/v0/user/workspaces/") | Some("/v0/user/workspaces") => "catalog",
         Some("/v0/datasources") | Some("/v0/datasources/{name}") => "datasources",
         Some("/v0/datasources/{name}/truncate") => "truncate",
         Some("/v0/tokens") | Some("/v0/tokens/{name}") => "tokens",

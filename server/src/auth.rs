@@ -233,6 +233,11 @@ impl Auth {
             .ok_or_else(|| ApiError::Forbidden("invalid token".into()))
     }
 
+    /// The admin token, for the admin's own token listing.
+    pub fn admin_token(&self) -> &str {
+        &self.admin
+    }
+
     pub fn list(&self) -> Vec<Token> {
         self.tokens.read().values().cloned().collect()
     }

@@ -67,6 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         auth,
         config: config.clone(),
         metrics: Default::default(),
+        created_at: created_at(&config.data_dir),
         workspace_id,
         shutting_down: AtomicBool::new(false),
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),
@@ -227,6 +228,16 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+}
+
+/// When the workspace id was made (so: the data dir), as Tinybird writes
+/// times in its catalog.
+fn created_at(data_dir: &Path) -> String {
+    let t = std::fs::metadata(data_dir.join("workspace-id"))
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| std::time::SystemTime::now());
+    let t: chrono::DateTime<chrono::Utc> = t.into();
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
 /// A stable id for `GET /v0/workspace`, made on first start.

@@ -45,6 +45,46 @@ pub fn skip(why: &str) {
     println!("SKIPPED: {why}");
 }
 
+/// Python from `LP_PYTHON` (the venv scripts/test makes) if it can import
+/// `module`, or why not.
+pub fn python_with(module: &str) -> Result<String, String> {
+    let py = std::env::var("LP_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    match Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(py),
+        Ok(o) => Err(format!(
+            "{module} not importable by {py} (scripts/test installs it): {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Err(e) => Err(format!("cannot run {py}: {e}")),
+    }
+}
+
+/// Runs a test script, prints its output, and asserts that it succeeded
+/// and printed `expect`; returns its stdout.
+pub fn run_script(cmd: &mut Command, expect: &str) -> String {
+    let out = cmd
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run the script");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "script failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains(expect), "{stdout}");
+    stdout
+}
+
 /// A random token-like string.
 pub fn random_token() -> String {
     let bytes: [u8; 16] = rand::thread_rng().gen();

@@ -9,7 +9,7 @@ use crate::app::{blocking, AppState, Caller};
 use crate::auth::Principal;
 use crate::error::ApiError;
 
-fn describe(app: &AppState, ds: DataSource) -> Value {
+pub(crate) fn describe(app: &AppState, ds: DataSource) -> Value {
     let s = app.storage.datasource_stats(ds);
     let columns: Vec<Value> = ds
         .columns()
@@ -23,6 +23,12 @@ fn describe(app: &AppState, ds: DataSource) -> Value {
         "engine": { "engine": if ds == DataSource::Thresholds { "ReplacingMergeTree" } else { "MergeTree" } },
         "columns": columns,
         "statistics": { "row_count": s.rows, "bytes": s.bytes },
+        "created_at": app.created_at,
+        "updated_at": app.created_at,
+        "description": "",
+        "headers": {},
+        "shared_with": [],
+        "tags": {},
         "quarantine": ds.is_quarantine(),
     })
 }

@@ -19,6 +19,11 @@ use crate::error::ApiError;
 pub trait Decoder: Send + 'static {
     /// What the protocol needs to answer, besides the counts.
     type Out: Send + 'static;
+    /// The body in the form `decode` reads (a file taken out of a multipart
+    /// body, CSV turned into NDJSON, ...); by default the body itself.
+    fn transcode<'a>(&self, data: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, ApiError> {
+        Ok(std::borrow::Cow::Borrowed(data))
+    }
     fn decode<'a>(
         self,
         data: &'a [u8],
@@ -135,6 +140,7 @@ fn store<D: Decoder>(
         id: &import_id,
         now: logpulse_engine::time::now(),
     };
+    let data = decoder.transcode(&data)?;
     let (parsed, out) = decoder.decode(&data, &import)?;
     app.storage.append(&parsed.rows, durability)?;
     app.metrics

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use logpulse_engine::{AnomalyQuery, BaselineQuery, DataSource, LogFilter};
 
 use crate::app::{read_body, AppState};
@@ -68,6 +68,10 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let params = Params::from_query(q.as_deref());
     let principal = app.auth.authenticate(&headers, params.get("token"))?;
+    if !file.contains('.') {
+        // `GET /v0/pipes/<name>` describes the pipe (the `tb` CLI asks).
+        return super::catalog::show(&app, &file, &principal).map(IntoResponse::into_response);
+    }
     run(app, &file, params, principal)
 }
 

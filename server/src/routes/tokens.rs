@@ -26,9 +26,24 @@ fn exists(kind: &str, resource: &str) -> bool {
     }
 }
 
+/// The admin token first (as Tinybird lists its "admin token"), then the
+/// scoped tokens, each with the `id` and `description` the `tb` CLI prints.
 pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.who.require_admin()?;
-    Ok(no_store(json!({ "tokens": app.auth.list() })))
+    let mut tokens = vec![json!({
+        "id": "admin",
+        "name": "admin token",
+        "description": "the admin token: may do everything",
+        "token": app.auth.admin_token(),
+        "scopes": [{ "type": "ADMIN" }],
+    })];
+    for t in app.auth.list() {
+        let mut v = serde_json::to_value(&t).expect("token serializes");
+        v["id"] = json!(t.name);
+        v["description"] = json!("");
+        tokens.push(v);
+    }
+    Ok(no_store(json!({ "tokens": tokens })))
 }
 
 pub async fn create(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
