@@ -103,9 +103,18 @@ fn catalog_routes_the_cli_reads() {
             "recent_logs",
             "error_distribution",
             "log_anomalies",
-            "log_baseline_anomalies"
+            "log_baseline_anomalies",
+            "log_timeseries",
+            "anomaly_thresholds"
         ]
     );
+    let p = d.get("/v0/pipes/log_timeseries").ok_json();
+    assert!(p["nodes"][0]["sql"]
+        .as_str()
+        .unwrap()
+        .contains("toStartOfInterval"));
+    let p = d.get("/v0/pipes/anomaly_thresholds").ok_json();
+    assert_eq!(p["nodes"][0]["dependencies"][0], "log_anomaly_thresholds");
     let p = d.get("/v0/pipes/log_anomalies").ok_json();
     assert!(p["nodes"][0]["sql"]
         .as_str()

@@ -17,6 +17,7 @@ pub mod index;
 pub mod ingest;
 pub mod keys;
 pub mod lifecycle;
+mod live;
 pub mod lock;
 pub mod open;
 pub mod query;
@@ -34,8 +35,9 @@ pub use engine::{DataSourceStats, Engine, EngineStats};
 pub use error::{Error, Result};
 pub use lifecycle::{BackendMetric, LifecycleStats};
 pub use query::{
-    Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow,
-    Distribution, DistributionRow, KeyMinutes, LogFilter, RecentLogs,
+    Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow, Contains,
+    Distribution, DistributionRow, KeyMinutes, LogFilter, LogsAfter, RecentLogs, Timeseries,
+    TimeseriesQuery, TimeseriesRow,
 };
 pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
 pub use writer::AppendReceipt;

@@ -19,7 +19,9 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::{error_response, ApiError};
 use crate::metrics::Metrics;
-use crate::routes::{alerts, catalog, datasources, events, import, ops, pipes, shippers, tokens};
+use crate::routes::{
+    alerts, catalog, datasources, events, import, ops, pipes, shippers, tail, tokens, ui,
+};
 use crate::storage::Storage;
 
 pub struct AppInner {
@@ -40,6 +42,8 @@ pub struct AppInner {
     pub body_buffers: BodyBuffers,
     /// The alert engine; `None` when alerting is off.
     pub alerts: Option<Arc<crate::alerts::Alerting>>,
+    /// The live tail's streams (`GET /v0/tail`).
+    pub tail: Arc<crate::tail::Hub>,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -74,6 +78,9 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
 /// Every route of the API.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
+        .route("/v0/tail", get(tail::get))
         .route("/v0/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/v0/workspace", get(ops::workspace))
@@ -163,6 +170,8 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
         Some("/loki/api/v1/push") => "loki",
         Some(p) if p.starts_with("/es") => "elasticsearch",
         Some("/v0/alerts") => "alerts",
+        Some("/v0/tail") => "tail",
+        Some("/") | Some("/ui/{file}") => "ui",
         _ => "other",
     };
     let method = req.method().clone();

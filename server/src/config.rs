@@ -61,6 +61,15 @@ pub struct Args {
     /// Retry-After (64 at a time; beyond that it is closed unanswered).
     #[arg(long, env = "LOGPULSE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Live tail streams (`GET /v0/tail`) open at once; more get 429 [default: 64].
+    #[arg(long, env = "LOGPULSE_TAIL_CLIENTS_MAX")]
+    pub tail_clients_max: Option<usize>,
+    /// Rows buffered per tail stream before it is told `lagged` [default: 1024].
+    #[arg(long, env = "LOGPULSE_TAIL_BUFFER_ROWS")]
+    pub tail_buffer_rows: Option<usize>,
+    /// Interval of the tail's keep-alive comment [default: 15000].
+    #[arg(long, env = "LOGPULSE_TAIL_KEEPALIVE_MS")]
+    pub tail_keepalive_ms: Option<u64>,
     /// Log filter, in tracing's EnvFilter syntax [default: info].
     #[arg(long, env = "LOGPULSE_LOG")]
     pub log: Option<String>,
@@ -144,6 +153,9 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub header_read_timeout_ms: Option<u64>,
     pub ingest_concurrency_max: Option<usize>,
+    pub tail_clients_max: Option<usize>,
+    pub tail_buffer_rows: Option<usize>,
+    pub tail_keepalive_ms: Option<u64>,
     pub log: Option<String>,
     pub syslog_tcp_listen: Option<SocketAddr>,
     pub syslog_udp_listen: Option<SocketAddr>,
@@ -183,6 +195,9 @@ pub struct Config {
     pub max_connections: usize,
     pub header_read_timeout_ms: u64,
     pub ingest_concurrency_max: usize,
+    pub tail_clients_max: usize,
+    pub tail_buffer_rows: usize,
+    pub tail_keepalive_ms: u64,
     pub log: String,
     pub syslog_tcp_listen: Option<SocketAddr>,
     pub syslog_udp_listen: Option<SocketAddr>,
@@ -272,6 +287,20 @@ impl Config {
                 .or(file.ingest_concurrency_max)
                 .unwrap_or(32)
                 .max(1),
+            tail_clients_max: args
+                .tail_clients_max
+                .or(file.tail_clients_max)
+                .unwrap_or(64),
+            tail_buffer_rows: args
+                .tail_buffer_rows
+                .or(file.tail_buffer_rows)
+                .unwrap_or(1024)
+                .max(1),
+            tail_keepalive_ms: args
+                .tail_keepalive_ms
+                .or(file.tail_keepalive_ms)
+                .unwrap_or(15_000)
+                .max(10),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             syslog_tcp_listen: args.syslog_tcp_listen.or(file.syslog_tcp_listen),
             syslog_udp_listen: args.syslog_udp_listen.or(file.syslog_udp_listen),

@@ -14,6 +14,7 @@ pub mod routes;
 pub mod serve;
 pub mod storage;
 pub mod syslog;
+pub mod tail;
 pub mod tls;
 
 use std::path::Path;
@@ -62,6 +63,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let evaluator = alerts.clone().and_then(|a| a.spawn());
+    let tail = tail::Hub::new(
+        storage.clone(),
+        config.tail_clients_max,
+        config.tail_buffer_rows,
+    );
+    tokio::spawn(tail.clone().run(tail::POLL_INTERVAL));
     let state: AppState = Arc::new(AppInner {
         storage: storage.clone(),
         auth,
@@ -74,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pipe_body_slots: tokio::sync::Semaphore::new(routes::pipes::BODIES_AT_ONCE),
         body_buffers: Default::default(),
         alerts,
+        tail: tail.clone(),
     });
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(c), Some(k)) => Some(tls::Tls::load(c, k)?),
@@ -92,6 +100,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_signal().await;
         info!("shutdown signal received; finishing in-flight requests");
         st.shutting_down.store(true, Ordering::Relaxed);
+        // Tail streams never end by themselves: end them so the drain can.
+        st.tail.close();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     };
     let header_timeout = std::time::Duration::from_millis(config.header_read_timeout_ms);

@@ -14,6 +14,20 @@ pub enum Cell<'a> {
     Float(f64),
 }
 
+/// A `system_logs` row's cells, in the data source's column order.
+pub fn log_cells<'a>(l: &'a logpulse_engine::LogRow<'_>) -> Vec<Cell<'a>> {
+    vec![
+        Cell::DateTime(l.timestamp),
+        Cell::Str(&l.server_id),
+        Cell::Str(&l.service),
+        Cell::Str(&l.severity),
+        Cell::Str(&l.message),
+        Cell::Str(&l.error_code),
+        Cell::Str(&l.resource_id),
+        Cell::Str(&l.metadata),
+    ]
+}
+
 /// An output format, from the pipe name's extension.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Format {
@@ -79,9 +93,10 @@ fn json_cell(out: &mut String, c: &Cell) {
     }
 }
 
-fn json_row(out: &mut String, t: &Table, row: &[Cell]) {
+/// A row as a JSON object of its columns.
+pub fn json_object(out: &mut String, columns: &[(&str, &str)], row: &[Cell]) {
     out.push('{');
-    for (i, ((name, _), cell)) in t.columns.iter().zip(row).enumerate() {
+    for (i, ((name, _), cell)) in columns.iter().zip(row).enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -121,7 +136,7 @@ impl Table<'_> {
                     if i > 0 {
                         out.push(',');
                     }
-                    json_row(&mut out, self, row);
+                    json_object(&mut out, self.columns, row);
                 }
                 let _ = write!(
                     out,
@@ -139,7 +154,7 @@ impl Table<'_> {
             }
             Format::Ndjson => {
                 for row in &self.rows {
-                    json_row(&mut out, self, row);
+                    json_object(&mut out, self.columns, row);
                     out.push('\n');
                 }
                 ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()

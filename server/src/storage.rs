@@ -1,11 +1,12 @@
 //! The one narrow interface between the HTTP layer and storage: append, the
-//! three queries, thresholds and statistics. The embedded engine implements
+//! queries, the live tail's reads, thresholds and statistics. The embedded engine implements
 //! it; a ClickHouse-backed implementation can later do the same.
 
 use logpulse_engine::{
     Anomalies, AnomalyQuery, AppendReceipt, BackendMetric, BaselineAnomalies, BaselineQuery,
-    DataSource, DataSourceStats, Distribution, Durability, Engine, EngineStats, KeyMinutes,
-    LogFilter, RecentLogs, Result, Row, ThresholdRow,
+    Contains, DataSource, DataSourceStats, Distribution, Durability, Engine, EngineStats,
+    KeyMinutes, LogFilter, LogsAfter, RecentLogs, Result, Row, ThresholdRow, Timeseries,
+    TimeseriesQuery,
 };
 
 pub trait Storage: Send + Sync + 'static {
@@ -17,6 +18,27 @@ pub trait Storage: Send + Sync + 'static {
     /// For the alert engine: the counts of the `minutes` minutes from
     /// `first_minute` of every (service, severity) with an active threshold.
     fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Result<Vec<KeyMinutes>>;
+    /// `recent_logs` whose message contains a case-insensitive substring.
+    fn recent_logs_containing(
+        &self,
+        filter: &LogFilter,
+        needle: &Contains,
+        limit: usize,
+    ) -> Result<RecentLogs>;
+    /// `log_timeseries`: counts per (bucket, service, severity).
+    fn log_timeseries(&self, q: &TimeseriesQuery) -> Result<Timeseries>;
+    /// The greatest seq whose rows are visible; cheap enough to poll often.
+    /// A tail reads `logs_after` when it grows.
+    fn published_seq(&self) -> u64;
+    /// Matching `system_logs` rows with seq > `after`, in seq order, at most
+    /// `limit`, and the seq the next page starts after.
+    fn logs_after(
+        &self,
+        after: u64,
+        filter: &LogFilter,
+        contains: Option<&Contains>,
+        limit: usize,
+    ) -> Result<LogsAfter>;
     fn thresholds(&self) -> Vec<ThresholdRow>;
     fn datasource_stats(&self, ds: DataSource) -> DataSourceStats;
     fn stats(&self) -> EngineStats;
@@ -46,6 +68,29 @@ impl Storage for Engine {
     }
     fn threshold_minutes(&self, first_minute: u32, minutes: u32) -> Result<Vec<KeyMinutes>> {
         Engine::threshold_minutes(self, first_minute, minutes)
+    }
+    fn recent_logs_containing(
+        &self,
+        filter: &LogFilter,
+        needle: &Contains,
+        limit: usize,
+    ) -> Result<RecentLogs> {
+        Engine::recent_logs_containing(self, filter, needle, limit)
+    }
+    fn log_timeseries(&self, q: &TimeseriesQuery) -> Result<Timeseries> {
+        Engine::log_timeseries(self, q)
+    }
+    fn published_seq(&self) -> u64 {
+        Engine::published_seq(self)
+    }
+    fn logs_after(
+        &self,
+        after: u64,
+        filter: &LogFilter,
+        contains: Option<&Contains>,
+        limit: usize,
+    ) -> Result<LogsAfter> {
+        Engine::logs_after(self, after, filter, contains, limit)
     }
     fn thresholds(&self) -> Vec<ThresholdRow> {
         Engine::thresholds(self)

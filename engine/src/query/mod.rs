@@ -1,21 +1,29 @@
-//! The query primitives behind the three pipes. Whole hours and whole
+//! The query primitives behind the pipes and the live tail. Whole hours and whole
 //! minutes come from the in-memory counts; only rows of partial minutes at a
 //! range's edges, and the rows `recent_logs` returns, are read from segments.
 
 mod alerting;
 mod anomalies;
 mod baseline;
+mod contains;
 mod distribution;
 mod recent;
+mod search;
+mod tail;
+mod timeseries;
 
 pub use alerting::{threshold_minutes, KeyMinutes};
 pub use anomalies::{log_anomalies, Anomalies, AnomalyQuery, AnomalyRow};
 pub use baseline::{
     judge, log_baseline_anomalies, mean_stddev, BaselineAnomalies, BaselineQuery, BaselineRow,
 };
+pub use contains::Contains;
 pub use distribution::{error_distribution, Distribution, DistributionRow};
 pub use recent::RecentLogs;
 pub(crate) use recent::{fetch as fetch_recent, plan as plan_recent};
+pub use search::ContainsSearch;
+pub use tail::{logs_after, LogsAfter};
+pub use timeseries::{log_timeseries, Timeseries, TimeseriesQuery, TimeseriesRow};
 
 use crate::error::Result;
 use crate::keys::Keys;

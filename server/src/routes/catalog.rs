@@ -23,6 +23,29 @@ const LOG_PARAMS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+const TIMESERIES_PARAMS: &[(&str, &str, &str)] = &[
+    ("start_time", "DateTime", "rows at or after this time"),
+    ("end_time", "DateTime", "rows before this time"),
+    ("step_minutes", "Int32", "bucket width (1..1440, default 1)"),
+    ("severity", "String", "only this severity (upper-cased)"),
+    ("service", "String", "only this service"),
+    (
+        "limit",
+        "Int32",
+        "at most this many rows (1..10000, default 100)",
+    ),
+];
+
+const THRESHOLD_PARAMS: &[(&str, &str, &str)] = &[
+    ("severity", "String", "only this severity (upper-cased)"),
+    ("service", "String", "only this service"),
+    (
+        "limit",
+        "Int32",
+        "at most this many rows (1..10000, default 100)",
+    ),
+];
+
 const ANOMALY_PARAMS: &[(&str, &str, &str)] = &[
     (
         "time_window_minutes",
@@ -71,12 +94,14 @@ const BASELINE_PARAMS: &[(&str, &str, &str)] = &[
 ];
 
 /// The documented SQL of each pipe (docs: API.md, "Pipes API"; README for
-/// `log_baseline_anomalies`).
+/// `log_baseline_anomalies` and the dashboard's extensions).
 fn sql_of(pipe: &str) -> &'static str {
     match pipe {
         "recent_logs" => "SELECT timestamp, server_id, service, severity, message, error_code, resource_id, metadata\nFROM system_logs\nWHERE timestamp >= {{start_time}} AND timestamp < {{end_time}}\n  AND severity = upper({{severity}}) AND service = {{service}}\nORDER BY timestamp DESC, seq DESC\nLIMIT {{limit}}",
         "error_distribution" => "SELECT service, severity, count() AS error_count,\n       round(100 * count() / sum(count()) OVER (), 2) AS percentage,\n       min(timestamp) AS first_seen, max(timestamp) AS last_seen\nFROM system_logs\nWHERE timestamp >= {{start_time}} AND timestamp < {{end_time}}\n  AND severity = upper({{severity}}) AND service = {{service}}\nGROUP BY service, severity\nORDER BY error_count DESC, service ASC, severity ASC\nLIMIT {{limit}}",
         "log_baseline_anomalies" => BASELINE_SQL,
+        "log_timeseries" => "SELECT toStartOfInterval(timestamp, INTERVAL {{step_minutes}} MINUTE) AS bucket,\n       service, severity, count() AS log_count\nFROM system_logs\nWHERE timestamp >= {{start_time}} AND timestamp < {{end_time}}\n  AND severity = upper({{severity}}) AND service = {{service}}\nGROUP BY bucket, service, severity\nORDER BY bucket, service, severity\nLIMIT {{limit}}",
+        "anomaly_thresholds" => "SELECT service, severity, threshold_per_minute, active, updated_at\nFROM log_anomaly_thresholds_in_force\nWHERE severity = upper({{severity}}) AND service = {{service}}\nORDER BY service, severity\nLIMIT {{limit}}",
         _ => "WITH thresholds AS (SELECT service, severity, threshold_per_minute FROM log_anomaly_thresholds_in_force WHERE active = 1)\nSELECT toStartOfMinute(l.timestamp) AS minute, l.service, l.severity, count() AS log_count,\n       t.threshold_per_minute, round(count() / t.threshold_per_minute, 2) AS excess_ratio\nFROM system_logs AS l INNER JOIN thresholds AS t USING (service, severity)\nWHERE l.timestamp >= {{end_time}} - INTERVAL {{time_window_minutes}} MINUTE AND l.timestamp < {{end_time}}\n  AND l.service = {{service}} AND l.severity = upper({{severity}})\nGROUP BY minute, l.service, l.severity, t.threshold_per_minute\nHAVING log_count > t.threshold_per_minute\nORDER BY minute DESC, log_count DESC, service ASC, severity ASC\nLIMIT {{limit}}",
     }
 }
@@ -87,7 +112,13 @@ fn describe(app: &AppState, pipe: &str) -> Value {
     let params = match pipe {
         "log_anomalies" => ANOMALY_PARAMS,
         "log_baseline_anomalies" => BASELINE_PARAMS,
+        "log_timeseries" => TIMESERIES_PARAMS,
+        "anomaly_thresholds" => THRESHOLD_PARAMS,
         _ => LOG_PARAMS,
+    };
+    let source = match pipe {
+        "anomaly_thresholds" => "log_anomaly_thresholds",
+        _ => "system_logs",
     };
     let params: Vec<Value> = params
         .iter()
@@ -115,7 +146,7 @@ fn describe(app: &AppState, pipe: &str) -> Value {
             "params": params,
             "node_type": "endpoint",
             "materialized": null,
-            "dependencies": ["system_logs"],
+            "dependencies": [source],
             "created_at": app.created_at,
             "updated_at": app.created_at,
         }],

@@ -9,4 +9,6 @@ pub mod intake;
 pub mod ops;
 pub mod pipes;
 pub mod shippers;
+pub mod tail;
 pub mod tokens;
+pub mod ui;

@@ -6,13 +6,15 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::{AnomalyQuery, BaselineQuery, DataSource, LogFilter};
+use logpulse_engine::{
+    AnomalyQuery, BaselineQuery, Contains, DataSource, LogFilter, TimeseriesQuery,
+};
 
 use crate::app::{read_body, AppState};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::render::{Cell, Format, Table};
+use crate::render::{log_cells, Cell, Format, Table};
 
 const DISTRIBUTION_COLUMNS: &[(&str, &str)] = &[
     ("service", "LowCardinality(String)"),
@@ -41,12 +43,24 @@ const BASELINE_COLUMNS: &[(&str, &str)] = &[
     ("z_score", "Float64"),
 ];
 
-/// The pipes logpulse serves.
-pub const PIPES: [&str; 4] = [
+const TIMESERIES_COLUMNS: &[(&str, &str)] = &[
+    ("bucket", "DateTime"),
+    ("service", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("log_count", "UInt64"),
+];
+
+/// The pipes logpulse serves: the contract's three, the alerts'
+/// `log_baseline_anomalies`, and two extensions the dashboard reads:
+/// `log_timeseries` and `anomaly_thresholds` (the rows of
+/// `log_anomaly_thresholds` in force).
+pub const PIPES: [&str; 6] = [
     "recent_logs",
     "error_distribution",
     "log_anomalies",
     "log_baseline_anomalies",
+    "log_timeseries",
+    "anomaly_thresholds",
 ];
 
 /// Largest POST body of a pipe request: parameters are small (and
@@ -153,23 +167,11 @@ fn run(
     tokio::task::block_in_place(|| match name {
         "recent_logs" => {
             let (filter, limit) = log_params(&params)?;
-            let r = storage.recent_logs(&filter, limit)?;
-            let rows = r
-                .rows
-                .iter()
-                .map(|l| {
-                    vec![
-                        Cell::DateTime(l.timestamp),
-                        Cell::Str(&l.server_id),
-                        Cell::Str(&l.service),
-                        Cell::Str(&l.severity),
-                        Cell::Str(&l.message),
-                        Cell::Str(&l.error_code),
-                        Cell::Str(&l.resource_id),
-                        Cell::Str(&l.metadata),
-                    ]
-                })
-                .collect();
+            let r = match params.string("contains") {
+                Some(c) => storage.recent_logs_containing(&filter, &Contains::new(&c), limit)?,
+                None => storage.recent_logs(&filter, limit)?,
+            };
+            let rows = r.rows.iter().map(log_cells).collect();
             let t = table(
                 DataSource::SystemLogs.columns(),
                 rows,
@@ -178,6 +180,28 @@ fn run(
                 r.stats,
             );
             Ok(t.render(format))
+        }
+        "log_timeseries" => {
+            let (filter, limit) = log_params(&params)?;
+            let q = TimeseriesQuery {
+                filter,
+                step_minutes: params.int("step_minutes", 1, 1, 1440)? as u32,
+                limit,
+            };
+            let ts = storage.log_timeseries(&q)?;
+            let rows = ts
+                .rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::DateTime(r.bucket),
+                        Cell::Str(&r.service),
+                        Cell::Str(&r.severity),
+                        Cell::UInt(r.log_count),
+                    ]
+                })
+                .collect();
+            Ok(table(TIMESERIES_COLUMNS, rows, ts.rows_before_limit, t0, ts.stats).render(format))
         }
         "error_distribution" => {
             let (filter, limit) = log_params(&params)?;
@@ -217,6 +241,31 @@ fn run(
                 })
                 .collect();
             Ok(table(BASELINE_COLUMNS, rows, a.rows_before_limit, t0, a.stats).render(format))
+        }
+        "anomaly_thresholds" => {
+            let (f, limit) = log_params(&params)?;
+            let all = storage.thresholds();
+            let rows: Vec<_> = all
+                .iter()
+                .filter(|t| f.service.as_deref().is_none_or(|s| t.service == s))
+                .filter(|t| f.severity.as_deref().is_none_or(|v| t.severity == v))
+                .collect();
+            let before = rows.len() as u64;
+            let cells = rows
+                .into_iter()
+                .take(limit)
+                .map(|t| {
+                    vec![
+                        Cell::Str(&t.service),
+                        Cell::Str(&t.severity),
+                        Cell::Float(t.threshold_per_minute),
+                        Cell::UInt(t.active as u64),
+                        Cell::DateTime(t.updated_at),
+                    ]
+                })
+                .collect();
+            let stats = Default::default();
+            Ok(table(DataSource::Thresholds.columns(), cells, before, t0, stats).render(format))
         }
         _ => {
             let q = anomaly_params(&params)?;
