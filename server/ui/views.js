@@ -18,6 +18,17 @@ function tbody(id) {
   return b;
 }
 
+// Fills a table's body: one row per item, one cell per [value of item, class].
+function fillTable(id, items, columns, empty) {
+  const body = tbody(id);
+  for (const item of items) {
+    const tr = el("tr");
+    for (const [value, cls] of columns) cell(tr, value(item), cls);
+    body.appendChild(tr);
+  }
+  if (!items.length) emptyRow(body, columns.length, empty);
+}
+
 function emptyRow(body, cols, text) {
   const tr = el("tr");
   const td = cell(tr, text, "hint");
@@ -131,36 +142,24 @@ App.renderers.volume = async () => {
     buckets.set(t, { t, label: bucketLabel(t, step), short: bucketLabel(t, step).slice(step >= 1440 ? 5 : 11), parts: {}, total: 0, marked: false });
   }
   const series = new Set();
-  const vbody = tbody("volume-table");
   for (const r of ts.data) {
     const b = buckets.get(parseTime(r.bucket));
     if (!b) continue;
     b.parts[r.severity] = (b.parts[r.severity] || 0) + r.log_count;
     b.total += r.log_count;
     series.add(r.severity);
-    const tr = el("tr");
-    cell(tr, r.bucket, "time");
-    cell(tr, r.service);
-    cell(tr, r.severity);
-    cell(tr, r.log_count, "num");
-    vbody.appendChild(tr);
   }
-  if (!ts.data.length) emptyRow(vbody, 4, "No rows match.");
-  const abody = tbody("anomaly-table");
+  fillTable("volume-table", ts.data, [
+    [(r) => r.bucket, "time"], [(r) => r.service], [(r) => r.severity], [(r) => r.log_count, "num"],
+  ], "No rows match.");
   for (const a of an.data) {
-    const m = parseTime(a.minute);
-    const b = buckets.get(Math.floor(m / (step * 60)) * step * 60);
+    const b = buckets.get(Math.floor(parseTime(a.minute) / (step * 60)) * step * 60);
     if (b) b.marked = true;
-    const tr = el("tr");
-    cell(tr, a.minute, "time");
-    cell(tr, a.service);
-    cell(tr, a.severity);
-    cell(tr, a.log_count, "num");
-    cell(tr, a.threshold_per_minute, "num");
-    cell(tr, a.excess_ratio, "num");
-    abody.appendChild(tr);
   }
-  if (!an.data.length) emptyRow(abody, 6, "No minute over its threshold in this range.");
+  fillTable("anomaly-table", an.data, [
+    [(a) => a.minute, "time"], [(a) => a.service], [(a) => a.severity], [(a) => a.log_count, "num"],
+    [(a) => a.threshold_per_minute, "num"], [(a) => a.excess_ratio, "num"],
+  ], "No minute over its threshold in this range.");
   const order = [...series].sort((a, b) => severityRank(a) - severityRank(b) || a.localeCompare(b));
   const legend = $("volume-legend");
   Charts.clear(legend);
@@ -206,18 +205,10 @@ App.renderers.errors = async () => {
     value: r.error_count,
     note: `${r.error_count} (${r.percentage}%)`,
   })));
-  const body = tbody("errors-table");
-  for (const r of d.data) {
-    const tr = el("tr");
-    cell(tr, r.service);
-    cell(tr, r.severity, "sev");
-    cell(tr, r.error_count, "num");
-    cell(tr, r.percentage, "num");
-    cell(tr, r.first_seen, "time");
-    cell(tr, r.last_seen, "time");
-    body.appendChild(tr);
-  }
-  if (!d.data.length) emptyRow(body, 6, "No rows match.");
+  fillTable("errors-table", d.data, [
+    [(r) => r.service], [(r) => r.severity, "sev"], [(r) => r.error_count, "num"],
+    [(r) => r.percentage, "num"], [(r) => r.first_seen, "time"], [(r) => r.last_seen, "time"],
+  ], "No rows match.");
 };
 
 // ---- Live -----------------------------------------------------------------
@@ -337,17 +328,10 @@ async function renderAlerts() {
 
 async function renderThresholds() {
   const d = await pipe("anomaly_thresholds", { limit: 10000 });
-  const body = tbody("thresholds-table");
-  for (const t of d.data) {
-    const tr = el("tr");
-    cell(tr, t.service);
-    cell(tr, t.severity, "sev");
-    cell(tr, t.threshold_per_minute, "num");
-    cell(tr, t.active ? "yes" : "no");
-    cell(tr, t.updated_at, "time");
-    body.appendChild(tr);
-  }
-  if (!d.data.length) emptyRow(body, 5, "No thresholds.");
+  fillTable("thresholds-table", d.data, [
+    [(t) => t.service], [(t) => t.severity, "sev"], [(t) => t.threshold_per_minute, "num"],
+    [(t) => (t.active ? "yes" : "no")], [(t) => t.updated_at, "time"],
+  ], "No thresholds.");
 }
 
 App.renderers.alerts = async () => {
