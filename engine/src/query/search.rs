@@ -101,6 +101,6 @@ impl ContainsSearch {
 }
 
 fn newest_first(top: &mut Vec<(u32, u64, LogRow<'static>)>, limit: usize) {
-    top.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    top.sort_unstable_by_key(|t| std::cmp::Reverse((t.0, t.1)));
     top.truncate(limit);
 }
