@@ -90,20 +90,35 @@ impl Subscriber {
         if !self.filter.matches(&row.row) {
             return true;
         }
+        if !self.flush_lagged() {
+            return false;
+        }
         if self.missed > 0 {
-            let lagged = Item::Lagged {
-                missed: self.missed,
-                last_seq: self.last_missed,
-            };
-            match self.tx.try_send(lagged) {
-                Ok(()) => self.missed = 0,
-                Err(TrySendError::Full(_)) => return self.miss(row.seq),
-                Err(TrySendError::Closed(_)) => return false,
-            }
+            return self.miss(row.seq);
         }
         match self.tx.try_send(Item::Row(row.clone())) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => self.miss(row.seq),
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Reports missed rows as soon as there is room, not only when the next
+    /// matching row comes; false once the stream is gone.
+    fn flush_lagged(&mut self) -> bool {
+        if self.missed == 0 {
+            return true;
+        }
+        let lagged = Item::Lagged {
+            missed: self.missed,
+            last_seq: self.last_missed,
+        };
+        match self.tx.try_send(lagged) {
+            Ok(()) => {
+                self.missed = 0;
+                true
+            }
+            Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Closed(_)) => false,
         }
     }
@@ -218,6 +233,7 @@ impl Hub {
     pub async fn run(self: Arc<Self>, interval: Duration) {
         while !self.closed.load(Ordering::Acquire) {
             tokio::time::sleep(interval).await;
+            self.inner.lock().subs.retain_mut(Subscriber::flush_lagged);
             let published = self.storage.published_seq();
             if self.open_streams() == 0 {
                 let mut inner = self.inner.lock();
