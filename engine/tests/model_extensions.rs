@@ -269,11 +269,13 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Timeseries { f, step: m, limit } => {
                 let lf = log_filter(f);
-                let got = e.log_timeseries(&TimeseriesQuery {
-                    filter: lf.clone(),
-                    step_minutes: *m,
-                    limit: *limit,
-                });
+                let got = e
+                    .log_timeseries(&TimeseriesQuery {
+                        filter: lf.clone(),
+                        step_minutes: *m,
+                        limit: *limit,
+                    })
+                    .expect("log_timeseries");
                 let rows: Vec<_> = got
                     .rows
                     .iter()
@@ -395,11 +397,13 @@ fn hand_computed_answers() {
         log(BASE + 540, "db", "DISK full again"),
     ];
     e.append(&rows, Durability::Visible).unwrap();
-    let ts = e.log_timeseries(&TimeseriesQuery {
-        filter: LogFilter::default(),
-        step_minutes: 5,
-        limit: 100,
-    });
+    let ts = e
+        .log_timeseries(&TimeseriesQuery {
+            filter: LogFilter::default(),
+            step_minutes: 5,
+            limit: 100,
+        })
+        .expect("log_timeseries");
     let got: Vec<_> = ts
         .rows
         .iter()
