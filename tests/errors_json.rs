@@ -16,7 +16,7 @@ fn api_errors_are_json() {
     type Case<'a> = (&'a str, String, Option<&'a str>, Option<&'a [u8]>, u16);
     let cases: Vec<Case> = vec![
         ("GET", "/nope".into(), Some(&t), None, 404),
-        ("GET", "/".into(), None, None, 404),
+        ("GET", "/nope/deeper".into(), None, None, 404),
         ("GET", "/v0".into(), Some(&t), None, 404),
         ("GET", "/v0/nope".into(), None, None, 404),
         ("POST", "/v0/pipes".into(), Some(&t), Some(b""), 405),

@@ -265,19 +265,27 @@ fn a_slow_client_gets_lagged_and_ingestion_keeps_its_speed() {
         .arg("--tail-buffer-rows")
         .arg("64")
         .start();
-    let (batches, per_batch, msg) = (40, 500, 2000);
-    // Warm up, then the speed with no stream open.
+    let (batches, per_batch, msg, rounds) = (15, 500, 2000, 3);
+    // Warm up, then the speed with no stream open: the best of a few rounds,
+    // as other tests share the machine.
     ingest_rate(&d, "warm", 5, per_batch, msg);
-    let alone = ingest_rate(&d, "alone", batches, per_batch, msg);
+    let best = |tag: &str| {
+        (0..rounds)
+            .map(|r| ingest_rate(&d, &format!("{tag}{r}"), batches, per_batch, msg))
+            .fold(0.0, f64::max)
+    };
+    let alone = best("alone");
     // Let the tail's position pass those rows before a stream opens.
     std::thread::sleep(Duration::from_millis(500));
-    // A client that opens a stream and reads nothing while 40 MB arrive.
+    // A client that opens a stream and reads nothing while 45 MB arrive.
     let mut slow = open(&d, "?service=load", Some(&d.token), None).unwrap();
-    let with_slow = ingest_rate(&d, "slow", batches, per_batch, msg);
+    let with_slow = best("slow");
+    let batches = batches * rounds;
     println!(
         "ingest speed: {alone:.0} rows/s alone, {with_slow:.0} rows/s with a stalled tail client \
-         ({:.2}x)",
-        with_slow / alone
+         ({:.2}x; best of {rounds} rounds of {} rows each)",
+        with_slow / alone,
+        batches / rounds * per_batch
     );
     assert!(
         with_slow > alone * 0.6,
@@ -295,7 +303,7 @@ fn a_slow_client_gets_lagged_and_ingestion_keeps_its_speed() {
                 let id = ev.id.unwrap();
                 assert!(id > last_id, "ids increase");
                 assert!(
-                    ev.data.contains("\"slow-"),
+                    ev.data.contains("\"slow"),
                     "only rows ingested after opening"
                 );
                 last_id = id;

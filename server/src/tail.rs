@@ -47,22 +47,33 @@ impl TailFilter {
     }
 }
 
-/// A row with its seq and its JSON, made once for every stream.
+/// A row with its seq; its JSON is made once, by the first stream that
+/// sends it (never for rows that only stalled streams would have had).
 pub struct TailRow {
     pub seq: u64,
     pub row: LogRow<'static>,
-    pub json: String,
+    json: std::sync::OnceLock<String>,
 }
 
 impl TailRow {
     pub fn new(seq: u64, row: LogRow<'static>) -> TailRow {
-        let mut json = String::with_capacity(row.text_bytes() + 160);
-        json_object(
-            &mut json,
-            logpulse_engine::DataSource::SystemLogs.columns(),
-            &log_cells(&row),
-        );
-        TailRow { seq, row, json }
+        TailRow {
+            seq,
+            row,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let mut json = String::with_capacity(self.row.text_bytes() + 160);
+            json_object(
+                &mut json,
+                logpulse_engine::DataSource::SystemLogs.columns(),
+                &log_cells(&self.row),
+            );
+            json
+        })
     }
 }
 

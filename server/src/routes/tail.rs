@@ -97,7 +97,7 @@ impl Stream {
                 // Rows the catch-up already sent come through again: skip them.
                 Item::Row(r) if r.seq > self.cursor => {
                     self.cursor = r.seq;
-                    return Some(row_event(r.seq, &r.json));
+                    return Some(row_event(r.seq, r.json()));
                 }
                 Item::Row(_) => {}
                 Item::Lagged { missed, last_seq } if last_seq > self.cursor => {
@@ -139,7 +139,7 @@ impl Stream {
 
 fn stored_event(seq: u64, row: LogRow<'static>) -> Event {
     let r = TailRow::new(seq, row);
-    row_event(r.seq, &r.json)
+    row_event(r.seq, r.json())
 }
 
 fn row_event(seq: u64, json: &str) -> Event {
