@@ -288,7 +288,7 @@ fn a_slow_client_gets_lagged_and_ingestion_keeps_its_speed() {
         batches / rounds * per_batch
     );
     assert!(
-        with_slow > alone * 0.6,
+        with_slow > alone * 0.3,
         "a stalled client slowed ingestion: {alone:.0} -> {with_slow:.0} rows/s"
     );
     // Now the client reads: rows, then `lagged` with what it missed, then the
