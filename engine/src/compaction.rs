@@ -7,6 +7,7 @@
 //! the writer thread (`writer/maintenance.rs`). The crash-safety protocol is
 //! in docs/format.md, "Compaction".
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,7 @@ pub(crate) fn compact_hour(
         inputs.sort_by_key(|i| i.id);
         (table.dir.clone(), inputs)
     };
+    let names = hot_key_names(shared, &inputs);
     if inputs.is_empty() || (inputs.len() == 1 && inputs[0].compact.is_some()) {
         return Ok(None);
     }
@@ -145,7 +147,7 @@ pub(crate) fn compact_hour(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&tmp, e)),
     }
-    let built = build(ds, hour, &inputs, &tmp, id, (first, last), opts);
+    let built = build(ds, hour, &inputs, &names, &tmp, id, (first, last), opts);
     if let Err(e) = built {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -220,20 +222,82 @@ pub fn compacting_path(seg: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A (service, severity) by name.
+type KeyName = (Arc<str>, Arc<str>);
+
+/// The names of the keys of the hot inputs' rows (the engine's key ids are
+/// not in name order; compact files are).
+fn hot_key_names(shared: &Shared, inputs: &[Input]) -> HashMap<u32, KeyName> {
+    let mut ids: Vec<u32> = inputs
+        .iter()
+        .filter(|i| i.compact.is_none())
+        .flat_map(|i| i.entries.iter().map(|e| e.key))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let keys = shared.keys.read();
+    ids.into_iter()
+        .filter(|&id| id >= 1 && (id as usize) <= keys.len())
+        .map(|id| {
+            let (s, v) = keys.name(id);
+            (id, (s.clone(), v.clone()))
+        })
+        .collect()
+}
+
+/// Every row's key as its rank in name order: the first part of the
+/// compact file's sort order (all 0 for data sources without keys).
+struct KeyRanks {
+    /// Per input, a compact input's dictionary index → rank.
+    compact: Vec<Vec<u32>>,
+    /// A hot input's key id → rank.
+    hot: HashMap<u32, u32>,
+}
+
+impl KeyRanks {
+    fn new(inputs: &[Input], hot_names: &HashMap<u32, KeyName>) -> KeyRanks {
+        let mut all: Vec<&KeyName> = hot_names.values().collect();
+        for c in inputs.iter().filter_map(|i| i.compact.as_ref()) {
+            all.extend(c.keys.iter());
+        }
+        all.sort_unstable();
+        all.dedup();
+        let rank = |n: &KeyName| all.binary_search(&n).unwrap_or(0) as u32;
+        KeyRanks {
+            compact: (inputs.iter())
+                .map(|i| {
+                    i.compact
+                        .as_ref()
+                        .map_or(Vec::new(), |c| c.keys.iter().map(rank).collect())
+                })
+                .collect(),
+            hot: hot_names.iter().map(|(id, n)| (*id, rank(n))).collect(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build(
     ds: DataSource,
     hour: u32,
     inputs: &[Input],
+    hot_names: &HashMap<u32, KeyName>,
     tmp: &Path,
     id: SegmentId,
     replaces: (u32, u32),
     opts: &CompactOptions,
 ) -> Result<u64> {
-    // (ts, seq, input, entry offset); every hot frame's CRC is checked here.
-    let mut rows: Vec<(u32, u64, u32, u32)> = Vec::new();
+    let ranks = KeyRanks::new(inputs, hot_names);
+    // (key rank, ts, seq, input, entry offset); every hot frame's CRC is
+    // checked here.
+    let mut rows: Vec<(u32, u32, u64, u32, u32)> = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         if let Some(c) = &input.compact {
-            c.scan(|row, ts, seq, _| rows.push((ts, seq, i as u32, row)))?;
+            let local = &ranks.compact[i];
+            c.scan(|row, ts, seq, key| {
+                let rank = local.get(key as usize).copied().unwrap_or(0);
+                rows.push((rank, ts, seq, i as u32, row))
+            })?;
             continue;
         }
         let data = input.map.committed();
@@ -251,15 +315,16 @@ fn build(
                     return Err(Error::corrupt(&input.path, e.offset as u64, why))
                 }
             };
-            rows.push((e.ts, seq, i as u32, e.offset));
+            let rank = ranks.hot.get(&e.key).copied().unwrap_or(0);
+            rows.push((rank, e.ts, seq, i as u32, e.offset));
         }
     }
-    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
     let mut w = CompactWriter::create(tmp, ds, hour, id.file_no, replaces, opts.write)?;
     for chunk in rows.chunks(opts.block_rows.max(1)) {
         let bodies: Vec<std::borrow::Cow<'_, [u8]>> = chunk
             .iter()
-            .map(|&(_, _, i, off)| {
+            .map(|&(_, _, _, i, off)| {
                 let input = &inputs[i as usize];
                 match &input.compact {
                     Some(c) => c.body(off).map(std::borrow::Cow::Owned),
@@ -274,8 +339,8 @@ fn build(
             .iter()
             .zip(&bodies)
             .map(|(r, b)| BlockRow {
-                ts: r.0,
-                seq: r.1,
+                ts: r.1,
+                seq: r.2,
                 body: b,
             })
             .collect();

@@ -146,9 +146,10 @@ pub fn fetch(plan: RecentPlan) -> Result<RecentLogs> {
     Ok(out)
 }
 
-/// The newest matching rows of a compact segment: its blocks are in
-/// (timestamp, seq) order, so they are read newest first, and no older
-/// block is read once `limit` rows newer than all of it are found.
+/// The newest matching rows of a compact segment, read newest first and
+/// stopping once `limit` rows newer than all the rest are found: in a file
+/// in key order, the runs of the wanted (key, minute)s; in an older file in
+/// (timestamp, seq) order, its blocks from the last.
 fn newest_of_compact<'a>(
     seg: &'a Segment,
     c: &CompactSegment,
@@ -160,6 +161,41 @@ fn newest_of_compact<'a>(
 ) -> Result<()> {
     let global = |k: u32| seg.key_ids.get(k as usize).copied().unwrap_or(0);
     let mut mine: Vec<Found<'a>> = Vec::new();
+    if let Some(mut runs) = c.runs(start, end, |k| kf.matches(global(k))) {
+        // Key order: the wanted (key, minute)s' rows, newest minute first.
+        runs.sort_unstable_by_key(|r| std::cmp::Reverse(r.max_ts));
+        for run in runs {
+            if mine.len() >= limit {
+                keep_newest_by_ts(&mut mine, limit, |f| f.ts);
+                let cut = mine.iter().map(|f| f.ts).min().unwrap_or(0);
+                if run.max_ts < cut {
+                    break;
+                }
+            }
+            for bi in c.blocks_of_rows(run.first_row, run.rows) {
+                let (b, head) = (&c.blocks[bi], c.head(bi)?);
+                let lo = run.first_row.max(b.first_row) - b.first_row;
+                let hi = (run.first_row + run.rows).min(b.first_row + b.rows) - b.first_row;
+                for r in lo as usize..hi as usize {
+                    let ts = head.ts[r];
+                    if (start..end).contains(&(ts as u64)) {
+                        mine.push(Found {
+                            ts,
+                            seq: Some(head.seqs[r]),
+                            seg,
+                            entry: Entry {
+                                offset: b.first_row + r as u32,
+                                ts,
+                                key: global(head.keys[r]),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        found.extend(mine);
+        return Ok(());
+    }
     for (bi, b) in c.blocks.iter().enumerate().rev() {
         if (b.min_ts as u64) >= end || (b.max_ts as u64) < start {
             continue;

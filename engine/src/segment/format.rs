@@ -12,9 +12,10 @@
 //! A `body_len` of zero marks the end of the records (preallocated space is
 //! zero-filled). Hot segments keep `reserved` zero and are written as
 //! version 1; compact segments (see [`super::compact`]) use `reserved` for
-//! their directory's place and are written as version 3 (version 2 files,
-//! without the per-minute counts section, are still read), which an older
-//! build refuses by name instead of misreading.
+//! their directory's place and are written as version 4 (`system_logs`
+//! rows in key order; versions 2 and 3, in time order, version 2 without
+//! the per-minute counts section, are still read), which an older build
+//! refuses by name instead of misreading.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -24,8 +25,10 @@ pub const MAGIC: [u8; 8] = *b"LPSEG\0\r\n";
 /// Format version of hot segments (written and read by this build).
 pub const VERSION: u16 = 1;
 /// Format version of compact segments written by this build: the oldest
-/// reader that understands them. This build reads versions 1, 2 and 3.
-pub const VERSION_COMPACT: u16 = 3;
+/// reader that understands them. This build reads versions 2, 3 and 4.
+pub const VERSION_COMPACT: u16 = 4;
+/// Compact segments with `system_logs` rows in time order and counts.
+pub const VERSION_COMPACT_V3: u16 = 3;
 /// Compact segments without the counts section, still read.
 pub const VERSION_COMPACT_V2: u16 = 2;
 /// Length of the file header; the first frame starts here.
@@ -99,7 +102,8 @@ impl Header {
             return Err(Error::corrupt(path, 0, "bad magic: not a logpulse segment"));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != VERSION && version != VERSION_COMPACT && version != VERSION_COMPACT_V2 {
+        let older_compact = [VERSION_COMPACT_V2, VERSION_COMPACT_V3];
+        if version != VERSION && version != VERSION_COMPACT && !older_compact.contains(&version) {
             return Err(Error::Version {
                 path: path.into(),
                 found: version,
@@ -126,7 +130,7 @@ impl Header {
                 ))
             }
         };
-        if version != want && !(kind == KIND_COMPACT && version == VERSION_COMPACT_V2) {
+        if version != want && !(kind == KIND_COMPACT && older_compact.contains(&version)) {
             return Err(Error::corrupt(
                 path,
                 8,
@@ -272,7 +276,7 @@ mod tests {
     }
 
     #[test]
-    fn compact_headers_carry_version_3_and_their_reserved_bytes() {
+    fn compact_headers_carry_version_4_and_their_reserved_bytes() {
         let h = Header {
             kind: KIND_COMPACT,
             ..header()

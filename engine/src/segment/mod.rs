@@ -111,12 +111,27 @@ impl Segment {
             return Ok(());
         };
         let global = |k: u32| self.key_ids.get(k as usize).copied().unwrap_or(0);
-        let blocks = c.blocks.iter().enumerate().filter(|(_, b)| {
-            (b.max_ts as u64) >= lo
-                && (b.min_ts as u64) < hi
-                && (self.key_ids.is_empty() || b.keys.iter().any(|k| want(global(*k))))
-        });
-        c.scan_blocks(blocks.map(|(i, _)| i), |row, ts, seq, key| {
+        // Files in key order say which blocks hold the wanted (key, minute)s;
+        // in the others, the blocks' time ranges and key lists do.
+        let blocks: Vec<usize> = match c.runs(lo, hi, |k| want(global(k))) {
+            Some(runs) => {
+                let mut bs: Vec<usize> = runs
+                    .iter()
+                    .flat_map(|r| c.blocks_of_rows(r.first_row, r.rows))
+                    .collect();
+                bs.dedup();
+                bs
+            }
+            None => (c.blocks.iter().enumerate())
+                .filter(|(_, b)| {
+                    (b.max_ts as u64) >= lo
+                        && (b.min_ts as u64) < hi
+                        && (self.key_ids.is_empty() || b.keys.iter().any(|k| want(global(*k))))
+                })
+                .map(|(i, _)| i)
+                .collect(),
+        };
+        c.scan_blocks(blocks, |row, ts, seq, key| {
             let key = global(key);
             let t = ts as u64;
             if lo <= t && t < hi && want(key) {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::codec::{put_varint, unzigzag, Bad, Cursor};
-use super::{CODEC_BODIES, CODEC_LOG_COLUMNS, SECTION_RAW_MAX};
+use super::{is_log_codec, CODEC_BODIES, CODEC_LOG_KEYED, SECTION_RAW_MAX};
 use crate::segment::format::{Header, HEADER_LEN, RESERVED_LEN};
 
 /// Where a compact file's directory is and what it replaces (the header's
@@ -123,7 +123,7 @@ pub(super) fn parse_directory(
 ) -> Result<DirectoryParts, Bad> {
     let mut c = Cursor::new(dir);
     let codec = c.u8()?;
-    if codec != CODEC_LOG_COLUMNS && codec != CODEC_BODIES {
+    if !is_log_codec(codec) && codec != CODEC_BODIES {
         return Err("unknown codec");
     }
     let nkeys = c.varint_usize(dir.len())?;
@@ -182,11 +182,14 @@ pub(super) fn parse_directory(
     if first_row != info.rows as u64 {
         return Err("row count disagrees with the blocks");
     }
-    let counts = if c.done() || codec != CODEC_LOG_COLUMNS {
+    let counts = if c.done() || !is_log_codec(codec) {
         None
     } else {
         Some(parse_counts(&mut c, keys.len(), info.rows)?)
     };
+    if codec == CODEC_LOG_KEYED && counts.is_none() {
+        return Err("keyed file without counts");
+    }
     if !c.done() {
         return Err("trailing bytes");
     }
@@ -255,7 +258,12 @@ pub(super) fn decode_head(
     };
     let mut ts = b.min_ts as u64;
     for _ in 0..n {
-        ts += c.varint()?;
+        // Codec 3 rows are in key order: offsets from min_ts, not deltas.
+        ts = if codec == CODEC_LOG_KEYED {
+            b.min_ts as u64 + c.varint()?
+        } else {
+            ts + c.varint()?
+        };
         if ts > b.max_ts as u64 {
             return Err("timestamp past the block's range");
         }
@@ -269,7 +277,7 @@ pub(super) fn decode_head(
         }
         head.seqs.push(seq);
     }
-    if codec == CODEC_LOG_COLUMNS {
+    if is_log_codec(codec) {
         head.keys.reserve(n);
         for _ in 0..n {
             let k = c.varint_usize(nkeys.saturating_sub(1))?;

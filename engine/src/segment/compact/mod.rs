@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! file      := header block* directory
-//! header    := the 64-byte segment header, version 2, kind 2, synced_len =
+//! header    := the 64-byte segment header, version 4, kind 2, synced_len =
 //!              file length; reserved = dir_offset:u64 dir_len:u32
 //!              dir_crc:u32 replaces_first:u32 replaces_last:u32 rows:u32
 //!              blocks:u32
@@ -16,12 +16,15 @@
 //!              key_count:varint key:varint*
 //! ```
 //!
-//! Rows are sorted by (timestamp, seq). A block's head holds, per row, the
-//! timestamp (varint delta from the previous row, the first from the block's
-//! `min_ts`), the seq (zigzag varint delta, the first from `min_seq`) and,
+//! `system_logs` rows (codec 3) are sorted by (key, timestamp, seq), the
+//! other data sources' (codec 2) by (timestamp, seq); files of versions 2
+//! and 3 hold `system_logs` rows by (timestamp, seq) (codec 1). A block's
+//! head holds, per row, the timestamp (codec 3: varint offset from the
+//! block's `min_ts`; codecs 1 and 2: varint delta from the previous row, the
+//! first from `min_ts`), the seq (zigzag varint delta, the first from `min_seq`) and,
 //! for `system_logs`, the (service, severity) key as an index into the
 //! file's key dictionary. Its body holds the other columns: for
-//! `system_logs` (codec 1) server_id, message, error_code, resource_id and
+//! `system_logs` (codecs 1 and 3) server_id, message, error_code, resource_id and
 //! metadata, each column either plain (varint lengths, then the bytes) or
 //! dictionary-coded (values once, then one id per row); for the other data
 //! sources (codec 2) the record bodies of the hot format, plain. The CRCs
@@ -40,13 +43,24 @@ mod writer;
 
 pub use cache::BlockCache;
 pub use directory::{BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict};
-pub use reader::{peek_info, CompactSegment};
+pub use reader::{peek_info, CompactSegment, Run};
 pub use writer::{BlockRow, CompactWriter, WriteOptions};
 
-/// Column layout of `system_logs` blocks.
+/// Column layout of `system_logs` blocks, rows in (timestamp, seq) order
+/// (format versions 2 and 3; read, no longer written).
 pub const CODEC_LOG_COLUMNS: u8 = 1;
 /// Record bodies as in hot segments (the other data sources).
 pub const CODEC_BODIES: u8 = 2;
+/// `system_logs` columns with rows in (key, timestamp, seq) order, the key
+/// dictionary sorted by (service, severity) (format version 4): the rows of
+/// one key, and of one key in one minute, are contiguous, and the counts
+/// section says where.
+pub const CODEC_LOG_KEYED: u8 = 3;
+
+/// Whether a codec stores `system_logs` columns (and a key per row).
+pub(crate) fn is_log_codec(codec: u8) -> bool {
+    codec == CODEC_LOG_COLUMNS || codec == CODEC_LOG_KEYED
+}
 /// Largest decompressed section accepted.
 pub const SECTION_RAW_MAX: usize = 1 << 30;
 /// String columns of a `system_logs` body, in order.

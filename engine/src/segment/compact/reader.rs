@@ -12,7 +12,7 @@ use super::codec::{decode_column, Cursor};
 use super::directory::{
     decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict,
 };
-use super::{CODEC_BODIES, LOG_COLUMNS};
+use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS};
 use crate::error::{Error, Result};
 use crate::row::{decode_log, DataSource, LogRow, Row};
 use crate::segment::format::{header_reserved, Header, HEADER_LEN, KIND_COMPACT};
@@ -51,6 +51,16 @@ impl Bytes {
             Bytes::ReadOnly(m) => m.bytes(),
         }
     }
+}
+
+/// Contiguous rows of one key in one minute of a file in key order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Row number (in file order) of the first row.
+    pub first_row: u32,
+    pub rows: u32,
+    /// The greatest timestamp among them.
+    pub max_ts: u32,
 }
 
 /// The read side of a compact segment.
@@ -225,6 +235,42 @@ impl CompactSegment {
             .collect()
     }
 
+    /// The runs of rows of the (key, minute)s whose key passes `want` (an
+    /// index into [`Self::keys`]) and whose seconds meet `lo..hi`, from the
+    /// counts section of a file in key order (codec 3); `None` for files in
+    /// time order.
+    pub fn runs(&self, lo: u64, hi: u64, want: impl Fn(u32) -> bool) -> Option<Vec<Run>> {
+        if self.codec != CODEC_LOG_KEYED {
+            return None;
+        }
+        let counts = self.counts.as_ref()?;
+        let hour_start = self.header.hour * 3600;
+        let mut out = Vec::new();
+        let mut row = 0u32;
+        for k in counts {
+            let minute = hour_start + k.minute as u32 * 60;
+            let (min_ts, max_ts) = (minute + k.min_sec as u32, minute + k.max_sec as u32);
+            if max_ts as u64 >= lo && (min_ts as u64) < hi && want(k.key) {
+                out.push(Run {
+                    first_row: row,
+                    rows: k.count,
+                    max_ts,
+                });
+            }
+            row += k.count;
+        }
+        Some(out)
+    }
+
+    /// The blocks holding rows `first..first + rows`.
+    pub fn blocks_of_rows(&self, first: u32, rows: u32) -> std::ops::Range<usize> {
+        let lo = self
+            .blocks
+            .partition_point(|b| b.first_row + b.rows <= first);
+        let hi = self.blocks.partition_point(|b| b.first_row < first + rows);
+        lo..hi.max(lo)
+    }
+
     fn block_of(&self, row: u32) -> Result<usize> {
         let i = self.blocks.partition_point(|b| b.first_row <= row);
         if i == 0 || row >= self.blocks[i - 1].first_row + self.blocks[i - 1].rows {
@@ -394,7 +440,7 @@ impl CompactSegment {
     /// (offset, reason); empty when the file is sound.
     pub fn verify(&self, ds: DataSource) -> Vec<(u64, String)> {
         let mut problems = Vec::new();
-        let mut last = (0u32, 0u64);
+        let mut last = (0u32, 0u32, 0u64);
         for (bi, b) in self.blocks.iter().enumerate() {
             let rows = match self.block_rows(bi) {
                 Ok(rows) => rows,
@@ -407,7 +453,13 @@ impl CompactSegment {
                     continue;
                 }
             };
-            for (ts, seq, body) in rows {
+            // Codec 3 files are in (key, timestamp, seq) order, the others
+            // in (timestamp, seq) order.
+            let keys = match self.codec {
+                CODEC_LOG_KEYED => self.head(bi).map(|h| h.keys.clone()).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            for (r, (ts, seq, body)) in rows.into_iter().enumerate() {
                 let bad = match ds {
                     DataSource::SystemLogs => decode_log(&body).err(),
                     DataSource::Thresholds => crate::row::decode_threshold(&body).err(),
@@ -416,10 +468,11 @@ impl CompactSegment {
                 if let Some(e) = bad {
                     problems.push((b.offset, format!("undecodable row (seq {seq}): {e}")));
                 }
-                if ts / 3600 != self.header.hour || (ts, seq) < last {
+                let at = (keys.get(r).copied().unwrap_or(0), ts, seq);
+                if ts / 3600 != self.header.hour || at < last {
                     problems.push((b.offset, format!("row (seq {seq}) out of order or hour")));
                 }
-                last = (ts, seq);
+                last = at;
             }
         }
         problems

@@ -65,8 +65,15 @@ fn write_sample(dir: &Path, ds: DataSource) -> (PathBuf, Vec<(u32, u64, Vec<u8>)
             }),
         };
         row.encode_into(&mut body);
-        rows.push((ts, 1000 + (i as u64 * 7919) % 300, body));
+        let key = match ds {
+            DataSource::SystemLogs => (i % 3, if i % 5 == 0 { "ERROR" } else { "INFO" }),
+            _ => (0, ""),
+        };
+        rows.push((key, ts, 1000 + (i as u64 * 7919) % 300, body));
     }
+    // The file's order: (service, severity, timestamp, seq) for system_logs.
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+    let rows: Vec<(u32, u64, Vec<u8>)> = rows.into_iter().map(|r| (r.1, r.2, r.3)).collect();
     let path = dir.join(format!("{}.seg", ds.name()));
     let mut w = CompactWriter::create(&path, ds, hour, 5, (0, 4), WriteOptions::default()).unwrap();
     for chunk in rows.chunks(64) {
@@ -101,9 +108,70 @@ fn rows_round_trip_for_both_codecs() {
         assert!(c.verify(ds).is_empty());
         assert_eq!((c.info.replaces_first, c.info.replaces_last), (0, 4));
         assert_eq!(c.blocks_matching(0, u32::MAX, None).len(), 5);
-        let first_block_end = c.blocks[0].max_ts;
-        assert_eq!(c.blocks_matching(0, first_block_end, None), vec![0]);
+        if ds == DataSource::Thresholds {
+            let first_block_end = c.blocks[0].max_ts;
+            assert_eq!(c.blocks_matching(0, first_block_end, None), vec![0]);
+            assert!(c.runs(0, u64::MAX, |_| true).is_none());
+            continue;
+        }
+        // Key order: the runs of one key are exactly its rows.
+        let want = |k: u32| &*c.keys[k as usize].0 == "svc1" && &*c.keys[k as usize].1 == "ERROR";
+        let (lo, hi) = (470_000u64 * 3600 + 600, 470_000u64 * 3600 + 2400);
+        let runs = c.runs(lo, hi, want).unwrap();
+        let mut expect = Vec::new();
+        c.scan(|row, ts, _, key| {
+            if want(key) && (lo..hi).contains(&(ts as u64)) {
+                expect.push(row);
+            }
+        })
+        .unwrap();
+        let mut got = Vec::new();
+        for r in &runs {
+            for bi in c.blocks_of_rows(r.first_row, r.rows) {
+                assert!(c.blocks[bi].keys.iter().any(|k| want(*k)));
+            }
+            got.extend(r.first_row..r.first_row + r.rows);
+        }
+        assert!(!expect.is_empty());
+        // Runs are whole minutes: every wanted row is in one.
+        assert!(expect.iter().all(|r| got.contains(r)), "{runs:?}");
+        let keys_in_order: Vec<_> = c.keys.iter().collect();
+        assert!(keys_in_order.windows(2).all(|w| w[0] < w[1]));
     }
+}
+
+#[test]
+fn rows_out_of_key_order_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.seg");
+    let hour = 470_000u32;
+    let body = |svc: &str| {
+        let mut b = Vec::new();
+        Row::Log(LogRow {
+            timestamp: hour * 3600,
+            service: Cow::Owned(svc.into()),
+            severity: Cow::Borrowed("INFO"),
+            ..Default::default()
+        })
+        .encode_into(&mut b);
+        b
+    };
+    let (a, b) = (body("a"), body("b"));
+    let mut w = CompactWriter::create(
+        &path,
+        DataSource::SystemLogs,
+        hour,
+        5,
+        (0, 4),
+        WriteOptions::default(),
+    )
+    .unwrap();
+    let rows = [(&a, 1), (&b, 2), (&a, 3)].map(|(body, seq)| BlockRow {
+        ts: hour * 3600,
+        seq,
+        body,
+    });
+    assert!(w.add_block(&rows).is_err());
 }
 
 #[test]

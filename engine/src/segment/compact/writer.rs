@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::codec::{encode_column, put_varint, zigzag};
 use super::directory::{encode_counts, BlockMeta, CompactInfo, KeyCount};
-use super::{CODEC_BODIES, CODEC_LOG_COLUMNS, LOG_COLUMNS};
+use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS};
 use crate::error::{Error, Result};
 use crate::row::{decode_log, DataSource, LogRow};
 use crate::segment::format::{Header, HEADER_LEN, KIND_COMPACT};
@@ -48,6 +48,8 @@ pub struct CompactWriter {
     /// (key, minute) → (count, first second, last second), system_logs only.
     counts: BTreeMap<(u32, u8), (u32, u8, u8)>,
     rows: u64,
+    /// (key, timestamp) of the last row written: rows must not go back.
+    last: (u32, u32),
     compressor: zstd::bulk::Compressor<'static>,
 }
 
@@ -85,7 +87,7 @@ impl CompactWriter {
                 synced_len: 0,
             },
             codec: if ds == DataSource::SystemLogs {
-                CODEC_LOG_COLUMNS
+                CODEC_LOG_KEYED
             } else {
                 CODEC_BODIES
             },
@@ -99,6 +101,7 @@ impl CompactWriter {
             blocks: Vec::new(),
             counts: BTreeMap::new(),
             rows: 0,
+            last: (0, 0),
             compressor,
         })
     }
@@ -112,8 +115,11 @@ impl CompactWriter {
         self.rows
     }
 
-    /// Encodes, compresses and writes one block of rows, which must come in
-    /// (timestamp, seq) order and after the rows of earlier blocks.
+    /// Encodes, compresses and writes one block of rows, which must come
+    /// after the rows of earlier blocks in the file's order: for
+    /// `system_logs`, (service, severity, timestamp, seq), the dictionary
+    /// taking keys in the order they first come; for the other data sources
+    /// (timestamp, seq).
     pub fn add_block(&mut self, rows: &[BlockRow<'_>]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -123,39 +129,48 @@ impl CompactWriter {
         }
         let mut meta = BlockMeta {
             rows: rows.len() as u32,
-            min_ts: rows[0].ts,
-            max_ts: rows[rows.len() - 1].ts,
+            min_ts: rows.iter().map(|r| r.ts).min().expect("non-empty"),
+            max_ts: rows.iter().map(|r| r.ts).max().expect("non-empty"),
             min_seq: rows.iter().map(|r| r.seq).min().expect("non-empty"),
             max_seq: rows.iter().map(|r| r.seq).max().expect("non-empty"),
             offset: self.pos,
             first_row: self.rows as u32,
             ..Default::default()
         };
+        let (body, keys) = if self.codec == CODEC_LOG_KEYED {
+            self.log_columns(rows, &mut meta)?
+        } else {
+            let vals: Vec<&[u8]> = rows.iter().map(|r| r.body).collect();
+            let mut body = Vec::new();
+            encode_column(&mut body, &vals, false);
+            (body, Vec::new())
+        };
         let mut head = Vec::with_capacity(rows.len() * 4);
         let mut prev = meta.min_ts;
-        for r in rows {
-            if r.ts < prev || r.ts / 3600 != self.header.hour {
+        for (i, r) in rows.iter().enumerate() {
+            let at = (keys.get(i).copied().unwrap_or(0), r.ts);
+            if at < self.last || r.ts / 3600 != self.header.hour {
                 return Err(Error::Invalid(format!(
                     "row at {} out of order or outside hour {}",
                     r.ts, self.header.hour
                 )));
             }
-            put_varint(&mut head, (r.ts - prev) as u64);
-            prev = r.ts;
+            self.last = at;
+            if self.codec == CODEC_LOG_KEYED {
+                put_varint(&mut head, (r.ts - meta.min_ts) as u64);
+            } else {
+                put_varint(&mut head, (r.ts - prev) as u64);
+                prev = r.ts;
+            }
         }
         let mut prev = meta.min_seq;
         for r in rows {
             put_varint(&mut head, zigzag(r.seq.wrapping_sub(prev) as i64));
             prev = r.seq;
         }
-        let body = if self.codec == CODEC_LOG_COLUMNS {
-            self.log_columns(rows, &mut head, &mut meta)?
-        } else {
-            let vals: Vec<&[u8]> = rows.iter().map(|r| r.body).collect();
-            let mut body = Vec::new();
-            encode_column(&mut body, &vals, false);
-            body
-        };
+        for k in &keys {
+            put_varint(&mut head, *k as u64);
+        }
         let head_z = self.compress(&head)?;
         meta.head_len = head_z.len() as u32;
         meta.head_raw = head.len() as u32;
@@ -171,13 +186,12 @@ impl CompactWriter {
         Ok(())
     }
 
-    /// The key column (into `head`) and the string columns (returned).
+    /// The string columns and each row's key (an index into the dictionary).
     fn log_columns(
         &mut self,
         rows: &[BlockRow<'_>],
-        head: &mut Vec<u8>,
         meta: &mut BlockMeta,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(Vec<u8>, Vec<u32>)> {
         let mut decoded = Vec::with_capacity(rows.len());
         for r in rows {
             let row = decode_log(r.body).map_err(|e| {
@@ -192,12 +206,13 @@ impl CompactWriter {
             decoded.push(row);
         }
         let mut block_keys = Vec::new();
+        let mut row_keys = Vec::with_capacity(decoded.len());
         for row in &decoded {
             let k = self.key_id(&row.service, &row.severity);
-            if !block_keys.contains(&k) {
+            if block_keys.last() != Some(&k) {
                 block_keys.push(k);
             }
-            put_varint(head, k as u64);
+            row_keys.push(k);
             let (minute, sec) = (
                 ((row.timestamp / 60) % 60) as u8,
                 (row.timestamp % 60) as u8,
@@ -208,6 +223,7 @@ impl CompactWriter {
             c.2 = c.2.max(sec);
         }
         block_keys.sort_unstable();
+        block_keys.dedup();
         meta.keys = block_keys;
         let mut body = Vec::new();
         let cols: [for<'r, 's> fn(&'r LogRow<'s>) -> &'r [u8]; LOG_COLUMNS] = [
@@ -221,7 +237,7 @@ impl CompactWriter {
             let vals: Vec<&[u8]> = decoded.iter().map(col).collect();
             encode_column(&mut body, &vals, true);
         }
-        Ok(body)
+        Ok((body, row_keys))
     }
 
     fn key_id(&mut self, service: &str, severity: &str) -> u32 {
@@ -278,7 +294,7 @@ impl CompactWriter {
                 put_varint(&mut dir, *k as u64);
             }
         }
-        if self.codec == CODEC_LOG_COLUMNS {
+        if self.codec == CODEC_LOG_KEYED {
             let counts: Vec<KeyCount> = self
                 .counts
                 .iter()
