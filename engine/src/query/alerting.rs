@@ -1,7 +1,7 @@
 //! What the alert engine reads: for every (service, severity) with an active
 //! threshold, its per-minute counts over a few recent minutes.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -28,7 +28,7 @@ pub fn threshold_minutes(
     first_minute: u32,
     minutes: u32,
 ) -> Result<Vec<KeyMinutes>> {
-    let mut index: HashMap<u32, usize> = HashMap::new();
+    let mut index: HashMap<u32, usize> = HashMap::default();
     let mut out: Vec<KeyMinutes> = Vec::new();
     for (row, _) in st.thresholds.rows().filter(|(r, _)| r.active == 1) {
         if let Some(key) = keys.get(&row.service, &row.severity) {

@@ -10,7 +10,7 @@ pub mod config;
 pub mod deliver;
 pub mod payload;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use logpulse_engine::{BaselineQuery, LogFilter};
 use parking_lot::Mutex;
+use rustc_hash::FxHashSet;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
@@ -123,8 +124,12 @@ impl Alerting {
         let w = self.window_minutes();
         let first = cur_minute.saturating_sub((w - 1) * 60);
         let mut obs = Vec::new();
-        let mut watched: HashSet<Key> = HashSet::new();
-        for k in self.storage.threshold_minutes(first, w)? {
+        let watched_keys = self.storage.threshold_minutes(first, w)?;
+        // Borrowed names: no allocation per watched key and evaluation.
+        let watched: FxHashSet<(&str, &str)> = (watched_keys.iter())
+            .map(|k| (&*k.service, &*k.severity))
+            .collect();
+        for k in &watched_keys {
             let t = k.threshold_per_minute;
             let anomalous: Vec<Minute> = (k.counts.iter().enumerate())
                 .filter(|(_, c)| **c as f64 > t)
@@ -136,16 +141,11 @@ impl Alerting {
                     },
                 })
                 .collect();
-            watched.insert((
-                LOG_ANOMALY.into(),
-                k.service.to_string(),
-                k.severity.to_string(),
-            ));
             if !anomalous.is_empty() {
                 obs.push(Observation {
                     alertname: LOG_ANOMALY,
-                    service: k.service,
-                    severity: k.severity,
+                    service: k.service.clone(),
+                    severity: k.severity.clone(),
                     anomalous,
                 });
             }
@@ -156,7 +156,7 @@ impl Alerting {
         }
         let present = |k: &Key| {
             if k.0 == LOG_ANOMALY {
-                watched.contains(k)
+                watched.contains(&(k.1.as_str(), k.2.as_str()))
             } else {
                 baseline_on
             }

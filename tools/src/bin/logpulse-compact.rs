@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
     /// Rows per compressed block.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 1024)]
     block_rows: usize,
     /// Hours compacted in parallel (default: available cores).
     #[arg(long)]
