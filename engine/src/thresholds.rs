@@ -3,12 +3,36 @@
 //! with the greatest `updated_at`, ties going to the one ingested last.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::row::ThresholdRow;
 
+/// The engine's id of a threshold's (service, severity) once looked up
+/// (0: not yet). Ids only grow and never change while the engine runs, so a
+/// lookup made once stays right; a query watching thousands of keys is
+/// spared a string lookup per key.
+#[derive(Default, Debug)]
+pub struct KeyIdCache(AtomicU32);
+
+impl KeyIdCache {
+    pub fn get(&self) -> Option<u32> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+
+    pub fn set(&self, id: u32) {
+        self.0.store(id, Ordering::Relaxed);
+    }
+}
+
+impl Clone for KeyIdCache {
+    fn clone(&self) -> Self {
+        KeyIdCache(AtomicU32::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
 #[derive(Default, Debug, Clone)]
 pub struct Thresholds {
-    in_force: BTreeMap<(String, String), (ThresholdRow, u64)>,
+    in_force: BTreeMap<(String, String), ((ThresholdRow, u64), KeyIdCache)>,
 }
 
 impl Thresholds {
@@ -16,10 +40,17 @@ impl Thresholds {
     /// current one, and says whether it did.
     pub fn apply(&mut self, row: ThresholdRow, seq: u64) -> bool {
         let key = (row.service.clone(), row.severity.clone());
-        match self.in_force.get(&key) {
-            Some((cur, cur_seq)) if (cur.updated_at, *cur_seq) > (row.updated_at, seq) => false,
-            _ => {
-                self.in_force.insert(key, (row, seq));
+        match self.in_force.get_mut(&key) {
+            Some(((cur, cur_seq), _)) if (cur.updated_at, *cur_seq) > (row.updated_at, seq) => {
+                false
+            }
+            Some((cur, _)) => {
+                *cur = (row, seq);
+                true
+            }
+            None => {
+                self.in_force
+                    .insert(key, ((row, seq), KeyIdCache::default()));
                 true
             }
         }
@@ -29,13 +60,18 @@ impl Thresholds {
     pub fn active(&self, service: &str, severity: &str) -> Option<f64> {
         self.in_force
             .get(&(service.to_string(), severity.to_string()))
-            .filter(|(r, _)| r.active == 1)
-            .map(|(r, _)| r.threshold_per_minute)
+            .filter(|((r, _), _)| r.active == 1)
+            .map(|((r, _), _)| r.threshold_per_minute)
     }
 
     /// Every row in force (active or not), by key.
     pub fn rows(&self) -> impl Iterator<Item = &(ThresholdRow, u64)> {
-        self.in_force.values()
+        self.in_force.values().map(|(r, _)| r)
+    }
+
+    /// [`Self::rows`], each with the cache of its key's id.
+    pub fn rows_with_ids(&self) -> impl Iterator<Item = (&ThresholdRow, &KeyIdCache)> {
+        self.in_force.values().map(|((r, _), id)| (r, id))
     }
 
     pub fn clear(&mut self) {

@@ -30,8 +30,13 @@ pub fn threshold_minutes(
 ) -> Result<Vec<KeyMinutes>> {
     let mut index: HashMap<u32, usize> = HashMap::default();
     let mut out: Vec<KeyMinutes> = Vec::new();
-    for (row, _) in st.thresholds.rows().filter(|(r, _)| r.active == 1) {
-        if let Some(key) = keys.get(&row.service, &row.severity) {
+    for (row, id) in st.thresholds.rows_with_ids().filter(|(r, _)| r.active == 1) {
+        let key = id.get().or_else(|| {
+            let key = keys.get(&row.service, &row.severity)?;
+            id.set(key);
+            Some(key)
+        });
+        if let Some(key) = key {
             let (s, v) = keys.name(key);
             index.insert(key, out.len());
             out.push(KeyMinutes {
