@@ -173,24 +173,11 @@ fn newest_of_compact<'a>(
                 }
             }
             for bi in c.blocks_of_rows(run.first_row, run.rows) {
-                let (b, head) = (&c.blocks[bi], c.head(bi)?);
+                let b = &c.blocks[bi];
                 let lo = run.first_row.max(b.first_row) - b.first_row;
                 let hi = (run.first_row + run.rows).min(b.first_row + b.rows) - b.first_row;
-                for r in lo as usize..hi as usize {
-                    let ts = head.ts[r];
-                    if (start..end).contains(&(ts as u64)) {
-                        mine.push(Found {
-                            ts,
-                            seq: Some(head.seqs[r]),
-                            seg,
-                            entry: Entry {
-                                offset: b.first_row + r as u32,
-                                ts,
-                                key: global(head.keys[r]),
-                            },
-                        });
-                    }
-                }
+                let rows = lo as usize..hi as usize;
+                push_rows(&mut mine, seg, c, bi, rows, (start, end), |_| true)?;
             }
         }
         found.extend(mine);
@@ -210,25 +197,43 @@ fn newest_of_compact<'a>(
         if !b.keys.iter().any(|k| kf.matches(global(*k))) {
             continue;
         }
-        let head = c.head(bi)?;
-        for r in 0..b.rows as usize {
-            let (ts, key) = (head.ts[r], global(head.keys[r]));
-            let t = ts as u64;
-            if start <= t && t < end && kf.matches(key) {
-                mine.push(Found {
-                    ts,
-                    seq: Some(head.seqs[r]),
-                    seg,
-                    entry: Entry {
-                        offset: b.first_row + r as u32,
-                        ts,
-                        key,
-                    },
-                });
-            }
-        }
+        let rows = 0..b.rows as usize;
+        push_rows(&mut mine, seg, c, bi, rows, (start, end), |k| kf.matches(k))?;
     }
     found.extend(mine);
+    Ok(())
+}
+
+/// Adds rows `rows` of block `bi` whose timestamp is in `window` and whose
+/// (engine) key passes `want`.
+fn push_rows<'a>(
+    mine: &mut Vec<Found<'a>>,
+    seg: &'a Segment,
+    c: &CompactSegment,
+    bi: usize,
+    rows: std::ops::Range<usize>,
+    (start, end): (u64, u64),
+    want: impl Fn(u32) -> bool,
+) -> Result<()> {
+    let (b, head) = (&c.blocks[bi], c.head(bi)?);
+    for r in rows {
+        let (ts, key) = (
+            head.ts[r],
+            seg.key_ids.get(head.keys[r] as usize).copied().unwrap_or(0),
+        );
+        if (start..end).contains(&(ts as u64)) && want(key) {
+            mine.push(Found {
+                ts,
+                seq: Some(head.seqs[r]),
+                seg,
+                entry: Entry {
+                    offset: b.first_row + r as u32,
+                    ts,
+                    key,
+                },
+            });
+        }
+    }
     Ok(())
 }
 
