@@ -82,52 +82,28 @@ fn assets_are_embedded_with_csp_and_etags() {
     assert!(r.content_type().starts_with("application/json"));
 }
 
-fn python() -> String {
-    std::env::var("LP_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the browser test cannot run under CI: {why}");
-    }
-    println!("SKIPPED: {why} (installed by .ci/run)");
-}
-
 #[test]
 fn dashboard_works_in_headless_chromium() {
-    let py = python();
-    let probe = Command::new(&py).args(["-c", "import selenium"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        return skip_or_fail(&format!("selenium not importable by {py}"));
-    }
+    let py = match python_with("selenium") {
+        Ok(py) => py,
+        Err(why) => return skip(&why),
+    };
     for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
         if !std::path::Path::new(bin).exists() {
-            return skip_or_fail(&format!("{bin} missing"));
+            return skip(&format!("{bin} missing (installed by .ci/run)"));
         }
     }
     let d = Daemon::start();
     let shots = target_dir().join("dashboard-screenshots");
     let script = tests_dir().join("py").join("dashboard.py");
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg(&d.base)
-        .arg(&d.token)
-        .arg(&shots)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run the dashboard script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- daemon log ---\n{}",
-        script.display(),
-        out.status,
-        d.log()
+    run_script(
+        Command::new(&py)
+            .arg(&script)
+            .arg(&d.base)
+            .arg(&d.token)
+            .arg(&shots),
+        "dashboard: all checks passed",
     );
-    assert!(stdout.contains("dashboard: all checks passed"), "{stdout}");
     for size in ["1280x800", "390x844"] {
         let p = shots.join(format!("dashboard-volume-{size}.png"));
         assert!(

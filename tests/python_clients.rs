@@ -6,55 +6,17 @@ use std::process::Command;
 
 use common::*;
 
-fn python() -> String {
-    std::env::var("LP_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 #[test]
 fn verdin_and_tinybird_sdk_work_against_logpulsed() {
-    let py = python();
-    let probe = Command::new(&py).args(["-c", "import verdin"]).output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            skip(&format!(
-                "verdin not installed (set up by .ci/run) for {py}: {}",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            ));
-            return;
-        }
-        Err(e) => {
-            skip(&format!(
-                "verdin not installed (set up by .ci/run): cannot run {py}: {e}"
-            ));
-            return;
-        }
-    }
+    let py = match python_with("verdin") {
+        Ok(py) => py,
+        Err(why) => return skip(&why),
+    };
     let d = Daemon::start();
     let script = tests_dir().join("py").join("clients.py");
-    let out = Command::new(&py)
-        .arg(&script)
-        .arg(&d.base)
-        .arg(&d.token)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run the python clients script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        script.display(),
-        out.status
-    );
-    assert!(
-        stdout.contains("python clients: all checks passed"),
-        "{stdout}"
+    let stdout = run_script(
+        Command::new(&py).arg(&script).arg(&d.base).arg(&d.token),
+        "python clients: all checks passed",
     );
     assert!(stdout.contains("verdin: ok"), "{stdout}");
     if stdout.contains("SKIPPED") {

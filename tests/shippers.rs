@@ -8,18 +8,6 @@ use std::process::Command;
 use common::*;
 use serde_json::{json, Value};
 
-fn python() -> String {
-    std::env::var("LP_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Rows of a service, newest first, over all time.
 fn rows(d: &Daemon, service: &str) -> Vec<Value> {
     let v = d.pipe_json(
@@ -35,24 +23,11 @@ fn rows(d: &Daemon, service: &str) -> Vec<Value> {
 
 #[test]
 fn the_shippers_python_clients_store_every_mapped_column() {
-    let py = python();
-    let probe = Command::new(&py)
-        .args([
-            "-c",
-            "import opentelemetry.exporter.otlp.proto.http, logging_loki, elasticsearch",
-        ])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = probe
-            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-            .unwrap_or_else(|e| e.to_string());
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the shippers' clients are not installed: {why}"
-        );
-        println!("SKIPPED: the shippers' Python clients are not installed (scripts/test installs them): {why}");
-        return;
-    }
+    let py =
+        match python_with("opentelemetry.exporter.otlp.proto.http, logging_loki, elasticsearch") {
+            Ok(py) => py,
+            Err(why) => return skip(&why),
+        };
     let (tcp, udp) = (free_port(), free_port());
     let d = Daemon::options()
         .arg("--syslog-tcp-listen")
@@ -62,28 +37,19 @@ fn the_shippers_python_clients_store_every_mapped_column() {
         .start();
     let append = d.create_token("shipper", &["DATASOURCES:APPEND:system_logs"]);
     let script = tests_dir().join("py").join("shippers.py");
-    let out = Command::new(&py)
-        .arg(&script)
-        .args([
-            &d.base,
-            &d.token,
-            &append,
-            &tcp.to_string(),
-            &udp.to_string(),
-        ])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("OTEL_SDK_DISABLED", "false")
-        .output()
-        .expect("run the shippers script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "shippers.py failed:\n{stdout}\n{stderr}"
+    run_script(
+        Command::new(&py)
+            .arg(&script)
+            .args([
+                &d.base,
+                &d.token,
+                &append,
+                &tcp.to_string(),
+                &udp.to_string(),
+            ])
+            .env("OTEL_SDK_DISABLED", "false"),
+        "shippers: all checks passed",
     );
-    assert!(stdout.contains("shippers: all checks passed"), "{stdout}");
 }
 
 /// Loki's `pkg/push/push.proto`, written out for this test from the .proto
