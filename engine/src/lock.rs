@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -28,8 +29,14 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        if file.try_lock().is_err() {
+        let me = format!(
+            "pid {} ({})",
+            std::process::id(),
+            std::env::args().next().unwrap_or_else(|| "logpulse".into())
+        );
+        if !lock_or_wait_for_own_release(&file, &me) {
             let mut holder = String::new();
+            let _ = file.seek(SeekFrom::Start(0));
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
             return Err(Error::Locked {
@@ -41,11 +48,6 @@ impl DirLock {
                 },
             });
         }
-        let me = format!(
-            "pid {} ({})",
-            std::process::id(),
-            std::env::args().next().unwrap_or_else(|| "logpulse".into())
-        );
         file.set_len(0).map_err(|e| Error::io(&path, e))?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(&path, e))?;
@@ -56,6 +58,31 @@ impl DirLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// How long a lock that this very process seems to hold is waited for.
+const OWN_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the lock. If the lock file names this process, waits a little for
+/// it: the lock belongs to the open file, and a child being spawned (by any
+/// thread) holds a copy of every descriptor between its fork and its exec,
+/// so a data dir closed just now can still look locked by us for that long.
+/// An engine really open on the dir in this process stays refused.
+fn lock_or_wait_for_own_release(file: &File, me: &str) -> bool {
+    let deadline = Instant::now() + OWN_RELEASE_WAIT;
+    loop {
+        if file.try_lock().is_ok() {
+            return true;
+        }
+        let mut holder = String::new();
+        let named_us = (&*file).seek(SeekFrom::Start(0)).is_ok()
+            && (&*file).read_to_string(&mut holder).is_ok()
+            && holder.trim() == me;
+        if !named_us || Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
