@@ -7,8 +7,8 @@
 //! line (or per value of a multi-line body), `successful + quarantined` equal
 //! to it and rows in line order; every valid row obeys the contract's rules
 //! and, for generated rows, equals what an independent model of the contract
-//! expects (aliases, null, trimming, upper-casing, numbers as text, compact
-//! JSON metadata, DateTime forms and range); every quarantine row carries its
+//! expects (aliases, null, trimming, upper-casing, numbers as text, canonical
+//! compact JSON metadata, DateTime forms and range); every quarantine row carries its
 //! raw line and fits in a segment record.
 //!
 //! Cases per property: `LP_FUZZ_CASES` (default 2000). Each test prints the
@@ -269,6 +269,9 @@ fn string_val() -> impl Strategy<Value = Val> {
             ("{ \"ip\" : \"1.2.3.4\", \"n\": [1, 2 ,3] }", "{\"ip\":\"1.2.3.4\",\"n\":[1,2,3]}"),
             ("[ ]", "[]"),
             ("{\"a b\": \" c d \"}", "{\"a b\":\" c d \"}"),
+            // Canonical text: escapes JSON does not require are written out.
+            (r#"{"p": "\/s\u00f6me", "e": ["\ud83d\ude00"]}"#, r#"{"p":"/söme","e":["😀"]}"#),
+            (r#"[ "\"\\\n\u0001", "\u0022\u005c\u000A\u0009" ]"#, r#"["\"\\\n\u0001","\"\\\n\t"]"#),
         ])
         .prop_map(|(j, c)| Val { json: j.to_string(), kind: Kind::Json(c.to_string()) }),
     ]

@@ -3,6 +3,7 @@
 //! Shared by the daemon and `logpulse-replay`, so both accept exactly the
 //! same input.
 
+mod canonical;
 mod logs;
 mod thresholds;
 pub mod value;
@@ -13,6 +14,7 @@ use serde_json::value::RawValue;
 
 use crate::row::{DataSource, QuarantineRow, Row};
 
+pub use canonical::canonical_json;
 pub use logs::{check_log, parse_log, LogFields};
 pub use thresholds::parse_threshold;
 

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
+use super::canonical::canonical_json;
 use crate::time::{from_unix_f64, parse_datetime};
 
 /// A column's problem: (column, message).
@@ -20,7 +21,8 @@ pub fn first<'a>(vals: &[Option<&'a RawValue>]) -> Option<&'a RawValue> {
 }
 
 /// A String column: strings as their text, numbers and booleans as their
-/// JSON text; objects and arrays only where `allow_json` (compact text).
+/// JSON text; objects and arrays only where `allow_json`, as their canonical
+/// text ([`canonical_json`]).
 pub fn string<'a>(
     col: &'static str,
     v: &'a RawValue,
@@ -40,7 +42,7 @@ pub fn string<'a>(
                 },
             }
         }
-        b'{' | b'[' if allow_json => Ok(Cow::Owned(compact_json(raw))),
+        b'{' | b'[' if allow_json => Ok(Cow::Owned(canonical_json(raw))),
         b'{' | b'[' => Err((col, "expected a string, got a JSON object or array".into())),
         _ => Ok(Cow::Borrowed(raw)),
     }
@@ -72,29 +74,6 @@ fn unescape_simple(inner: &str, first: usize) -> Option<String> {
     }
     out.push_str(&inner[i..]);
     Some(out)
-}
-
-/// Removes insignificant white space from valid JSON text.
-pub fn compact_json(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let (mut in_str, mut escaped) = (false, false);
-    for c in raw.chars() {
-        if in_str {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_str = true;
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A DateTime column: a string in any accepted form, or Unix seconds.

@@ -191,9 +191,7 @@ fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
                 .collect();
         if !rest.is_empty() {
             let text = format!("{{{}}}", rest.join(","));
-            f.metadata = Some(Cow::Owned(logpulse_engine::ingest::value::compact_json(
-                &text,
-            )));
+            f.metadata = Some(Cow::Owned(logpulse_engine::ingest::canonical_json(&text)));
         }
     }
     (f, errs)
