@@ -17,12 +17,13 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use logpulse_engine::ingest::{parse_body, Import, ROW_BYTES_MAX};
+use logpulse_engine::ingest::{parse_body, parse_log, Import, ROW_BYTES_MAX};
 use logpulse_engine::segment::format::MAX_BODY_LEN;
 use logpulse_engine::time::{parse_datetime, MAX_TIMESTAMP};
 use logpulse_engine::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::value::RawValue;
 
 const NOW: u32 = 1_700_000_000;
 const IMPORT: Import<'static> = Import {
@@ -265,6 +266,8 @@ fn string_val() -> impl Strategy<Value = Val> {
         1 => prop::sample::select(vec!["42", "-7", "3.25", "1e3", "true", "false", "0"])
             .prop_map(|s| Val { json: s.to_string(), kind: Kind::Scalar }),
         1 => Just(Val { json: "null".into(), kind: Kind::Null }),
+        // \u escapes (a surrogate pair too), as Python's json.dumps sends text.
+        1 => Just(Val { json: r#""caf\u00e9 \ud83d\ude00 \u0041\/""#.into(), kind: Kind::Str("café 😀 A/".into()) }),
         1 => prop::sample::select(vec![
             ("{ \"ip\" : \"1.2.3.4\", \"n\": [1, 2 ,3] }", "{\"ip\":\"1.2.3.4\",\"n\":[1,2,3]}"),
             ("[ ]", "[]"),
@@ -899,4 +902,39 @@ fn hostile_lines_are_quarantined_and_storable() {
     let p = parse_body(DataSource::SystemLogs, &body, &IMPORT);
     assert_eq!((p.successful, p.quarantined), (2, 2));
     println!("parser_fuzz: hostile lines: 8 kinds x 2 data sources, plus invalid UTF-8");
+}
+
+/// The one-pass scanner of flat rows is a shortcut: every line must give
+/// what serde_json's two-pass path (`parse_log` on the validated value)
+/// gives, the same row or the same quarantine reasons.
+#[test]
+fn every_line_gives_what_the_serde_json_path_gives() {
+    let lines = prop_oneof![
+        jsonish_bytes(),
+        (gen_log(), any::<bool>()).prop_map(|(g, spaced)| g.line(spaced).into_bytes()),
+    ];
+    fuzz("fast path against serde_json", lines, |bytes| {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Ok(());
+        };
+        for line in text
+            .split('\n')
+            .map(|l| l.trim_ascii())
+            .filter(|l| !l.is_empty())
+        {
+            let p = parse_body(DataSource::SystemLogs, line.as_bytes(), &IMPORT);
+            let want: Result<LogRow, Vec<String>> = match serde_json::from_str::<&RawValue>(line) {
+                Err(e) => Err(vec![format!("invalid JSON: {e}")]),
+                Ok(v) => parse_log(v).map_err(|errs| errs.into_iter().map(|(_, m)| m).collect()),
+            };
+            match (&p.rows[..], want) {
+                ([Row::Log(got)], Ok(want)) => prop_assert_eq!(got, &want, "{}", line),
+                ([Row::Quarantine(_, q)], Err(want)) => {
+                    prop_assert_eq!(&q.error, &want, "{}", line)
+                }
+                (got, want) => prop_assert!(false, "{line}: got {got:?}, serde_json path {want:?}"),
+            }
+        }
+        Ok(())
+    });
 }

@@ -5,57 +5,70 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::scan::scan_flat;
 use super::value::{datetime, first, string, FieldError};
 use super::{key_column, ROW_BYTES_MAX};
 use crate::row::LogRow;
 
-/// Every column and alias we look at; unknown fields are ignored.
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(borrow)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(borrow, rename = "@timestamp")]
-    at_timestamp: Option<&'a RawValue>,
-    #[serde(borrow)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow)]
-    ts: Option<&'a RawValue>,
-    #[serde(borrow)]
-    created: Option<&'a RawValue>,
-    #[serde(borrow)]
-    server_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    host: Option<&'a RawValue>,
-    #[serde(borrow)]
-    hostname: Option<&'a RawValue>,
-    #[serde(borrow)]
-    service: Option<&'a RawValue>,
-    #[serde(borrow)]
-    app_name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    app: Option<&'a RawValue>,
-    #[serde(borrow)]
-    service_name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    severity: Option<&'a RawValue>,
-    #[serde(borrow)]
-    levelname: Option<&'a RawValue>,
-    #[serde(borrow)]
-    level: Option<&'a RawValue>,
-    #[serde(borrow)]
-    log_level: Option<&'a RawValue>,
-    #[serde(borrow)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow)]
-    msg: Option<&'a RawValue>,
-    #[serde(borrow)]
-    formatted_message: Option<&'a RawValue>,
-    #[serde(borrow)]
-    error_code: Option<&'a RawValue>,
-    #[serde(borrow)]
-    resource_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    metadata: Option<&'a RawValue>,
+/// Every column and alias we look at (field, JSON key); unknown fields are
+/// ignored. `Fields` is what serde_json reads (a repeated key is an error);
+/// `Raw` holds the same members' raw JSON text, also what [`scan_flat`]
+/// fills.
+macro_rules! fields {
+    ($($name:ident: $key:literal,)*) => {
+        #[derive(Deserialize)]
+        struct Fields<'a> {
+            $(#[serde(borrow, rename = $key)] $name: Option<&'a RawValue>,)*
+        }
+
+        #[derive(Default)]
+        struct Raw<'a> {
+            $($name: Option<&'a str>,)*
+        }
+
+        impl<'a> From<Fields<'a>> for Raw<'a> {
+            fn from(f: Fields<'a>) -> Raw<'a> {
+                Raw { $($name: f.$name.map(RawValue::get),)* }
+            }
+        }
+
+        impl<'a> Raw<'a> {
+            /// Sets the member `key`; false if it was already set.
+            #[inline]
+            fn set(&mut self, key: &str, v: &'a str) -> bool {
+                let slot = match key {
+                    $($key => &mut self.$name,)*
+                    _ => return true,
+                };
+                slot.replace(v).is_none()
+            }
+        }
+    };
+}
+
+fields! {
+    timestamp: "timestamp",
+    at_timestamp: "@timestamp",
+    time: "time",
+    ts: "ts",
+    created: "created",
+    server_id: "server_id",
+    host: "host",
+    hostname: "hostname",
+    service: "service",
+    app_name: "app_name",
+    app: "app",
+    service_name: "service_name",
+    severity: "severity",
+    levelname: "levelname",
+    level: "level",
+    log_level: "log_level",
+    message: "message",
+    msg: "msg",
+    formatted_message: "formatted_message",
+    error_code: "error_code",
+    resource_id: "resource_id",
+    metadata: "metadata",
 }
 
 /// Validates one JSON value as a `system_logs` row; every broken rule is reported.
@@ -65,18 +78,25 @@ pub fn parse_log<'a>(v: &'a RawValue) -> Result<LogRow<'a>, Vec<FieldError>> {
     }
     let f: Fields =
         serde_json::from_str(v.get()).map_err(|e| vec![("", format!("invalid row: {e}"))])?;
-    check_fields(f)
+    check_fields(f.into())
 }
 
-/// The one-pass path of NDJSON lines: a line that deserializes as an object
-/// is a syntactically valid JSON value, so it gives the same result as
-/// validating it first and then calling [`parse_log`]. `None` when it does not
-/// deserialize (the caller then takes the two-pass path for its exact error).
+/// The one-pass path of NDJSON lines: a flat object ([`scan_flat`]), else a
+/// line that deserializes as an object, is a syntactically valid JSON value,
+/// so it gives the same result as validating it first and then calling
+/// [`parse_log`]. `None` when it does not deserialize (the caller then takes
+/// the two-pass path for its exact error).
 pub(super) fn parse_log_line(text: &str) -> Option<Result<LogRow<'_>, Vec<FieldError>>> {
     if !text.starts_with('{') {
         return None;
     }
-    serde_json::from_str::<Fields>(text).ok().map(check_fields)
+    let mut raw = Raw::default();
+    if scan_flat(text, |k, v| raw.set(k, v)).is_some() {
+        return Some(check_fields(raw));
+    }
+    serde_json::from_str::<Fields>(text)
+        .ok()
+        .map(|f| check_fields(f.into()))
 }
 
 /// A `system_logs` row's column values before the row rules run: what the
@@ -95,9 +115,9 @@ pub struct LogFields<'a> {
     pub metadata: Option<Cow<'a, str>>,
 }
 
-fn check_fields<'a>(f: Fields<'a>) -> Result<LogRow<'a>, Vec<FieldError>> {
+fn check_fields<'a>(f: Raw<'a>) -> Result<LogRow<'a>, Vec<FieldError>> {
     let mut errs = Vec::new();
-    let mut col = |col: &'static str, vals: &[Option<&'a RawValue>], json: bool| {
+    let mut col = |col: &'static str, vals: &[Option<&'a str>], json: bool| {
         first(vals).and_then(|v| string(col, v, json).map_err(|e| errs.push(e)).ok())
     };
     let fields = LogFields {

@@ -47,6 +47,7 @@ pub(super) fn parse_threshold_line(
 fn check_fields(f: Fields<'_>, now: u32) -> Result<ThresholdRow, Vec<FieldError>> {
     let mut errs = Vec::new();
     let mut key = |col: &'static str, v: Option<&RawValue>, upper: bool| -> String {
+        let v = v.map(RawValue::get);
         let res = match present(v) {
             None => Err((col, "required column is missing".to_string())),
             Some(v) => string(col, v, false).and_then(|s| key_column(col, s, None, upper)),
@@ -58,7 +59,7 @@ fn check_fields(f: Fields<'_>, now: u32) -> Result<ThresholdRow, Vec<FieldError>
     };
     let service = key("service", f.service, false);
     let severity = key("severity", f.severity, true);
-    let threshold = match present(f.threshold_per_minute) {
+    let threshold = match present(f.threshold_per_minute.map(RawValue::get)) {
         None => Err((
             "threshold_per_minute",
             "required column is missing".to_string(),
@@ -74,8 +75,9 @@ fn check_fields(f: Fields<'_>, now: u32) -> Result<ThresholdRow, Vec<FieldError>
             }
         }),
     };
-    let active = present(f.active).map_or(Ok(1), |v| flag("active", v));
-    let updated_at = present(f.updated_at).map_or(Ok(now), |v| datetime("updated_at", v));
+    let active = present(f.active.map(RawValue::get)).map_or(Ok(1), |v| flag("active", v));
+    let updated_at =
+        present(f.updated_at.map(RawValue::get)).map_or(Ok(now), |v| datetime("updated_at", v));
     let (threshold, active, updated_at) = (
         threshold.map_err(|e| errs.push(e)).unwrap_or(0.0),
         active.map_err(|e| errs.push(e)).unwrap_or(1),

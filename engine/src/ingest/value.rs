@@ -2,21 +2,19 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
 use super::canonical::canonical_json;
 use crate::time::{from_unix_f64, parse_datetime};
 
 /// A column's problem: (column, message).
 pub type FieldError = (&'static str, String);
 
-/// A raw value that is absent or JSON `null` counts as absent.
-pub fn present(v: Option<&RawValue>) -> Option<&RawValue> {
-    v.filter(|r| r.get() != "null")
+/// A raw value (valid JSON text) that is absent or JSON `null` counts as absent.
+pub fn present(v: Option<&str>) -> Option<&str> {
+    v.filter(|r| *r != "null")
 }
 
 /// The first present value among a column and its aliases.
-pub fn first<'a>(vals: &[Option<&'a RawValue>]) -> Option<&'a RawValue> {
+pub fn first<'a>(vals: &[Option<&'a str>]) -> Option<&'a str> {
     vals.iter().copied().find_map(present)
 }
 
@@ -25,10 +23,9 @@ pub fn first<'a>(vals: &[Option<&'a RawValue>]) -> Option<&'a RawValue> {
 /// text ([`canonical_json`]).
 pub fn string<'a>(
     col: &'static str,
-    v: &'a RawValue,
+    raw: &'a str,
     allow_json: bool,
 ) -> Result<Cow<'a, str>, FieldError> {
-    let raw = v.get();
     match raw.as_bytes()[0] {
         b'"' => {
             let inner = &raw[1..raw.len() - 1];
@@ -77,11 +74,10 @@ fn unescape_simple(inner: &str, first: usize) -> Option<String> {
 }
 
 /// A DateTime column: a string in any accepted form, or Unix seconds.
-pub fn datetime(col: &'static str, v: &RawValue) -> Result<u32, FieldError> {
-    let raw = v.get();
+pub fn datetime(col: &'static str, raw: &str) -> Result<u32, FieldError> {
     match raw.as_bytes()[0] {
         b'"' => {
-            let s = string(col, v, false)?;
+            let s = string(col, raw, false)?;
             parse_datetime(&s).map_err(|e| (col, e))
         }
         b'-' | b'0'..=b'9' => {
@@ -99,10 +95,9 @@ pub fn datetime(col: &'static str, v: &RawValue) -> Result<u32, FieldError> {
 }
 
 /// A Float64 column: a JSON number or a numeric string.
-pub fn float(col: &'static str, v: &RawValue) -> Result<f64, FieldError> {
-    let raw = v.get();
+pub fn float(col: &'static str, raw: &str) -> Result<f64, FieldError> {
     let text = if raw.starts_with('"') {
-        string(col, v, false)?.trim().to_string()
+        string(col, raw, false)?.trim().to_string()
     } else {
         raw.to_string()
     };
@@ -111,10 +106,9 @@ pub fn float(col: &'static str, v: &RawValue) -> Result<f64, FieldError> {
 }
 
 /// A UInt8 boolean-ish column: 0/1, true/false (also as strings).
-pub fn flag(col: &'static str, v: &RawValue) -> Result<u8, FieldError> {
-    let raw = v.get();
+pub fn flag(col: &'static str, raw: &str) -> Result<u8, FieldError> {
     let text = if raw.starts_with('"') {
-        string(col, v, false)?.trim().to_ascii_lowercase()
+        string(col, raw, false)?.trim().to_ascii_lowercase()
     } else {
         raw.to_string()
     };
@@ -139,9 +133,8 @@ mod tests {
             r#""mixed \u00e9 and \n""#,
             r#""pair \ud83d\ude00""#,
         ] {
-            let raw: &RawValue = serde_json::from_str(lit).unwrap();
             let want: String = serde_json::from_str(lit).unwrap();
-            assert_eq!(string("c", raw, false).unwrap(), want, "{lit}");
+            assert_eq!(string("c", lit, false).unwrap(), want, "{lit}");
         }
     }
 }

@@ -117,20 +117,21 @@ fn document<'a>(doc: &'a [u8], import: &Import, out: &mut Parsed<'a>) -> Result<
 struct Doc<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> Doc<'a> {
-    fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    /// The raw JSON text of the field `key`.
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.get())
     }
 }
 
 /// A field under a dotted name (`service.name`) or nested (`{"service":{"name":..}}`).
-fn ecs<'a>(d: &Doc<'a>, parent: &str, child: &str, used: &mut Vec<String>) -> Option<&'a RawValue> {
+fn ecs<'a>(d: &Doc<'a>, parent: &str, child: &str, used: &mut Vec<String>) -> Option<&'a str> {
     let dotted = format!("{parent}.{child}");
     if let Some(v) = first(&[d.get(&dotted)]) {
         used.push(dotted);
         return Some(v);
     }
-    let obj = d.get(parent).filter(|v| v.get().starts_with('{'))?;
-    let inner: Doc = serde_json::from_str(obj.get()).ok()?;
+    let obj = d.get(parent).filter(|v| v.starts_with('{'))?;
+    let inner: Doc = serde_json::from_str(obj).ok()?;
     let v = first(&[inner.get(child)])?;
     if inner.0.len() == 1 {
         used.push(parent.to_string());
@@ -144,7 +145,7 @@ fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
     let plain = |keys: &[&str], used: &mut Vec<String>| {
         let k = keys
             .iter()
-            .find(|k| first(&[d.get(k)]).is_some_and(|v| !v.get().starts_with('{')))?;
+            .find(|k| first(&[d.get(k)]).is_some_and(|v| !v.starts_with('{')))?;
         used.push(k.to_string());
         d.get(k)
     };
@@ -166,7 +167,7 @@ fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
     let resource =
         plain(&["resource_id"], &mut used).or_else(|| ecs(&d, "resource", "id", &mut used));
     let meta = plain(&["metadata"], &mut used);
-    let mut col = |c: &'static str, v: Option<&'a RawValue>, json: bool| {
+    let mut col = |c: &'static str, v: Option<&'a str>, json: bool| {
         v.and_then(|v| string(c, v, json).map_err(|e| errs.push(e)).ok())
     };
     let mut f = LogFields {
