@@ -25,8 +25,10 @@ pub const MAGIC: [u8; 8] = *b"LPSEG\0\r\n";
 /// Format version of hot segments (written and read by this build).
 pub const VERSION: u16 = 1;
 /// Format version of compact segments written by this build: the oldest
-/// reader that understands them. This build reads versions 2, 3 and 4.
-pub const VERSION_COMPACT: u16 = 4;
+/// reader that understands them. This build reads versions 2 to 5.
+pub const VERSION_COMPACT: u16 = 5;
+/// Compact segments whose directory is stored uncompressed, still read.
+pub const VERSION_COMPACT_V4: u16 = 4;
 /// Compact segments with `system_logs` rows in time order and counts.
 pub const VERSION_COMPACT_V3: u16 = 3;
 /// Compact segments without the counts section, still read.
@@ -89,6 +91,11 @@ impl Header {
         b
     }
 
+    /// The format version of a header [`Header::decode`] accepted.
+    pub fn version_of(b: &[u8]) -> u16 {
+        u16::from_le_bytes([b[8], b[9]])
+    }
+
     /// Decodes and checks a header; errors name the file and offset.
     pub fn decode(path: &Path, b: &[u8]) -> Result<Header> {
         if b.len() < HEADER_LEN {
@@ -102,7 +109,7 @@ impl Header {
             return Err(Error::corrupt(path, 0, "bad magic: not a logpulse segment"));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        let older_compact = [VERSION_COMPACT_V2, VERSION_COMPACT_V3];
+        let older_compact = [VERSION_COMPACT_V2, VERSION_COMPACT_V3, VERSION_COMPACT_V4];
         if version != VERSION && version != VERSION_COMPACT && !older_compact.contains(&version) {
             return Err(Error::Version {
                 path: path.into(),
@@ -276,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn compact_headers_carry_version_4_and_their_reserved_bytes() {
+    fn compact_headers_carry_their_version_and_reserved_bytes() {
         let h = Header {
             kind: KIND_COMPACT,
             ..header()

@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! file      := header block* directory
-//! header    := the 64-byte segment header, version 4, kind 2, synced_len =
+//! header    := the 64-byte segment header, version 5, kind 2, synced_len =
 //!              file length; reserved = dir_offset:u64 dir_len:u32
 //!              dir_crc:u32 replaces_first:u32 replaces_last:u32 rows:u32
 //!              blocks:u32
 //! block     := head:zstd-frame body:zstd-frame
+//! stored    := raw_len:u32 zstd-frame(directory)   (version 5; raw before)
 //! directory := codec:u8 key_count:varint (svc_len:varint svc sev_len:varint sev)*
 //!              block_meta*
 //! block_meta:= offset:u64 head_len:u32 head_raw:u32 head_crc:u32

@@ -12,7 +12,7 @@ use super::codec::{decode_column, Cursor};
 use super::directory::{
     decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict,
 };
-use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS};
+use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
 use crate::error::{Error, Result};
 use crate::row::{decode_log, DataSource, LogRow, Row};
 use crate::segment::format::{header_reserved, Header, HEADER_LEN, KIND_COMPACT};
@@ -158,6 +158,14 @@ impl CompactSegment {
         if info.replaces_first > info.replaces_last || info.replaces_last >= header.file_no {
             return Err(corrupt(44, "invalid replaced file range".into()));
         }
+        let inflated;
+        let dir = if Header::version_of(data) >= VERSION_COMPACT_ZSTD_DIR {
+            inflated = inflate_directory(dir)
+                .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
+            &inflated[..]
+        } else {
+            dir
+        };
         let (codec, keys, blocks, counts) = parse_directory(dir, &info, &header)
             .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
         Ok(CompactSegment {
@@ -477,6 +485,26 @@ impl CompactSegment {
         }
         problems
     }
+}
+
+/// First compact format version whose directory is stored compressed.
+const VERSION_COMPACT_ZSTD_DIR: u16 = 5;
+
+/// A version 5 directory: `raw_len:u32` then one zstd frame of exactly
+/// `raw_len` bytes.
+fn inflate_directory(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let (len, frame) = stored
+        .split_at_checked(4)
+        .ok_or("shorter than its length")?;
+    let raw_len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    if raw_len > SECTION_RAW_MAX {
+        return Err("directory too large");
+    }
+    let raw = decompress(frame, raw_len).map_err(|_| "directory does not decompress")?;
+    if raw.len() != raw_len {
+        return Err("directory length disagrees with its frame");
+    }
+    Ok(raw)
 }
 
 /// zstd decompression through a context kept per thread: creating one per

@@ -209,3 +209,74 @@ fn info_round_trips() {
     assert_eq!(CompactInfo::decode(&i.encode()), i);
     assert!(i.replaces(1) && i.replaces(3) && !i.replaces(4) && !i.replaces(0));
 }
+
+/// Rewrites a version 5 file in the version 4 layout: the directory stored
+/// as it is, the header saying version 4. `raw_len` replaces the stored
+/// length prefix when given (for damaged-directory checks on version 5).
+fn rewrite_directory(path: &Path, to_v4: bool, raw_len: Option<u32>) {
+    use crate::segment::format::{HEADER_CRC_OFFSET, RESERVED_LEN};
+    let mut data = std::fs::read(path).unwrap();
+    let mut info = CompactInfo::decode(&data[28..60].try_into().unwrap());
+    let stored = data.split_off(info.dir_offset as usize);
+    let mut dir = if to_v4 {
+        zstd::bulk::decompress(&stored[4..], 1 << 24).unwrap()
+    } else {
+        stored
+    };
+    if let Some(n) = raw_len {
+        dir[..4].copy_from_slice(&n.to_le_bytes());
+    }
+    info.dir_len = dir.len() as u32;
+    info.dir_crc = crc32fast::hash(&dir);
+    data.extend_from_slice(&dir);
+    let len = data.len() as u64;
+    data[20..28].copy_from_slice(&len.to_le_bytes());
+    let reserved: [u8; RESERVED_LEN] = info.encode();
+    data[28..60].copy_from_slice(&reserved);
+    if to_v4 {
+        data[8..10].copy_from_slice(&4u16.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&data[..HEADER_CRC_OFFSET]);
+    data[HEADER_CRC_OFFSET..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, data).unwrap();
+}
+
+fn rows_of(path: &Path) -> Vec<(u32, u32, u64, u32, Vec<u8>)> {
+    let c = CompactSegment::open_read_only(path).unwrap();
+    let mut seen = Vec::new();
+    c.scan(|row, ts, seq, key| seen.push((row, ts, seq, key, Vec::new())))
+        .unwrap();
+    for s in &mut seen {
+        s.4 = c.body(s.0).unwrap().to_vec();
+    }
+    seen
+}
+
+#[test]
+fn version_4_files_with_a_raw_directory_still_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    for ds in [DataSource::SystemLogs, DataSource::Thresholds] {
+        let (path, _) = write_sample(dir.path(), ds);
+        let v5 = std::fs::read(&path).unwrap();
+        assert_eq!(u16::from_le_bytes([v5[8], v5[9]]), 5);
+        let want = rows_of(&path);
+        rewrite_directory(&path, true, None);
+        let v4 = std::fs::read(&path).unwrap();
+        assert!(v4.len() > v5.len(), "the raw directory is the larger");
+        assert_eq!(rows_of(&path), want, "{}", ds.name());
+    }
+}
+
+#[test]
+fn a_directory_length_that_disagrees_with_its_frame_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_sample(dir.path(), DataSource::SystemLogs);
+    for bad in [3u32, u32::MAX] {
+        rewrite_directory(&path, false, Some(bad));
+        let err = CompactSegment::open_read_only(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad directory"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}

@@ -308,6 +308,13 @@ impl CompactWriter {
                 .collect();
             encode_counts(&mut dir, &counts);
         }
+        // Format version 5: the directory is stored zstd-compressed, after
+        // its raw length (key names share long prefixes in key order).
+        let packed = self.compress(&dir)?;
+        let mut stored = Vec::with_capacity(4 + packed.len());
+        stored.extend_from_slice(&(dir.len() as u32).to_le_bytes());
+        stored.extend_from_slice(&packed);
+        let dir = stored;
         self.info.dir_offset = self.pos;
         self.info.dir_len = dir.len() as u32;
         self.info.dir_crc = crc32fast::hash(&dir);
