@@ -44,9 +44,26 @@ pub fn error_distribution(
         g.2 = g.2.max(p.max_ts);
     })?;
     let total: u64 = groups.values().map(|g| g.0).sum();
-    let mut rows: Vec<DistributionRow> = groups
+    // Rank (key, count) pairs and name only the rows returned: with many
+    // keys most groups are dropped by the limit, and building a row per
+    // group (two reference counts each) cost more than the ranking.
+    let mut ranked: Vec<(u32, (u64, u32, u32))> =
+        groups.into_iter().filter(|(_, g)| g.0 > 0).collect();
+    let rows_before_limit = ranked.len() as u64;
+    if limit > 0 && ranked.len() > limit {
+        // Counts first (integer compares): only groups tied with the last
+        // row returned need their names compared.
+        ranked.select_nth_unstable_by(limit - 1, |a, b| b.1 .0.cmp(&a.1 .0));
+        let cut = ranked[limit - 1].1 .0;
+        ranked.retain(|g| g.1 .0 >= cut);
+    }
+    super::top_sorted(&mut ranked, limit, |a, b| {
+        b.1 .0
+            .cmp(&a.1 .0)
+            .then_with(|| keys.name(a.0).cmp(&keys.name(b.0)))
+    });
+    let rows = ranked
         .into_iter()
-        .filter(|(_, g)| g.0 > 0)
         .map(|(key, (count, first, last))| {
             let (s, v) = keys.name(key);
             DistributionRow {
@@ -59,13 +76,6 @@ pub fn error_distribution(
             }
         })
         .collect();
-    let rows_before_limit = rows.len() as u64;
-    super::top_sorted(&mut rows, limit, |a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.service.cmp(&b.service))
-            .then_with(|| a.severity.cmp(&b.severity))
-    });
     Ok(Distribution {
         rows,
         rows_before_limit,
