@@ -452,17 +452,20 @@ fn scan_compact(
             ),
         ));
     }
-    let mut c = CompactSegment::open(path, map_file(path, header.synced_len)?, cache.clone())?;
     let mut key_ids = Vec::new();
-    if ds == DataSource::SystemLogs {
-        // The file's dictionary shares the engine's strings from here on.
-        for k in c.keys.iter_mut() {
-            let id = keys.intern(&k.0, &k.1);
-            let (s, v) = keys.name(id);
-            *k = (s.clone(), v.clone());
-            key_ids.push(id);
+    let logs = ds == DataSource::SystemLogs;
+    // A system_logs file's dictionary shares the engine's strings.
+    let mut names = |s: &str, v: &str| {
+        if !logs {
+            return (Arc::from(s), Arc::from(v));
         }
-    }
+        let id = keys.intern(s, v);
+        key_ids.push(id);
+        let (s, v) = keys.name(id);
+        (s.clone(), v.clone())
+    };
+    let map = map_file(path, header.synced_len)?;
+    let c = CompactSegment::open(path, map, cache.clone(), &mut names)?;
     let mut thresholds = Vec::new();
     if ds == DataSource::Thresholds {
         for bi in 0..c.blocks.len() {

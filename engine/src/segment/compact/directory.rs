@@ -59,6 +59,9 @@ impl CompactInfo {
 /// A file's (service, severity) dictionary.
 pub type KeyDict = Vec<(Arc<str>, Arc<str>)>;
 
+/// Makes the strings a dictionary key is kept as, from its bytes.
+pub type KeyNamer<'a> = dyn FnMut(&str, &str) -> (Arc<str>, Arc<str>) + 'a;
+
 /// A block's head, decoded.
 #[derive(Debug, Default)]
 pub struct BlockHead {
@@ -120,6 +123,7 @@ pub(super) fn parse_directory(
     dir: &[u8],
     info: &CompactInfo,
     header: &Header,
+    names: &mut KeyNamer<'_>,
 ) -> Result<DirectoryParts, Bad> {
     let mut c = Cursor::new(dir);
     let codec = c.u8()?;
@@ -129,14 +133,12 @@ pub(super) fn parse_directory(
     let nkeys = c.varint_usize(dir.len())?;
     let mut keys = Vec::with_capacity(nkeys);
     for _ in 0..nkeys {
-        let mut s = || -> Result<Arc<str>, Bad> {
+        let mut s = || -> Result<&str, Bad> {
             let n = c.varint_usize(dir.len())?;
-            Ok(std::str::from_utf8(c.take(n)?)
-                .map_err(|_| "key not UTF-8")?
-                .into())
+            std::str::from_utf8(c.take(n)?).map_err(|_| "key not UTF-8")
         };
         let svc = s()?;
-        keys.push((svc, s()?));
+        keys.push(names(svc, s()?));
     }
     let mut blocks = Vec::with_capacity(info.blocks as usize);
     let mut first_row = 0u64;

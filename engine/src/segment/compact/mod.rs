@@ -43,7 +43,7 @@ mod tests;
 mod writer;
 
 pub use cache::BlockCache;
-pub use directory::{BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict};
+pub use directory::{BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer};
 pub use reader::{peek_info, CompactSegment, Run};
 pub use writer::{BlockRow, CompactWriter, WriteOptions};
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::cache::{BlockCache, Cached};
 use super::codec::{decode_column, Cursor};
 use super::directory::{
-    decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict,
+    decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer,
 };
 use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
 use crate::error::{Error, Result};
@@ -111,22 +111,37 @@ pub fn peek_info(path: &Path) -> Result<Option<(Header, CompactInfo)>> {
 
 impl CompactSegment {
     /// Validates the header and the directory of a mapped compact file.
+    /// `names` turns each dictionary key into the strings the segment keeps
+    /// (the engine passes its interner, so a file's dictionary shares the
+    /// engine's strings and allocates none of its own).
     pub fn open(
         path: &Path,
         map: Arc<SegmentMap>,
         cache: Arc<BlockCache>,
+        names: &mut KeyNamer<'_>,
     ) -> Result<CompactSegment> {
-        CompactSegment::from_bytes(path, Bytes::Shared(map), cache)
+        CompactSegment::from_bytes(path, Bytes::Shared(map), cache, names)
     }
 
     /// [`Self::open`] through a read-only map of the file.
     pub fn open_read_only(path: &Path) -> Result<CompactSegment> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let map = ReadMap::open(&file).map_err(|e| Error::io(path, e))?;
-        CompactSegment::from_bytes(path, Bytes::ReadOnly(map), BlockCache::new(READ_ONLY_CACHE))
+        let mut names = |s: &str, v: &str| (Arc::from(s), Arc::from(v));
+        CompactSegment::from_bytes(
+            path,
+            Bytes::ReadOnly(map),
+            BlockCache::new(READ_ONLY_CACHE),
+            &mut names,
+        )
     }
 
-    fn from_bytes(path: &Path, map: Bytes, cache: Arc<BlockCache>) -> Result<CompactSegment> {
+    fn from_bytes(
+        path: &Path,
+        map: Bytes,
+        cache: Arc<BlockCache>,
+        names: &mut KeyNamer<'_>,
+    ) -> Result<CompactSegment> {
         let data = map.get();
         let header = Header::decode(path, data)?;
         if header.kind != KIND_COMPACT {
@@ -166,7 +181,7 @@ impl CompactSegment {
         } else {
             dir
         };
-        let (codec, keys, blocks, counts) = parse_directory(dir, &info, &header)
+        let (codec, keys, blocks, counts) = parse_directory(dir, &info, &header, names)
             .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
         Ok(CompactSegment {
             path: path.to_path_buf(),
