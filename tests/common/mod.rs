@@ -913,16 +913,22 @@ pub fn tests_dir() -> &'static Path {
 
 /// A `system_logs` row whose every field is derived from `id`, so that a row
 /// read back can be checked field by field ([`check_tagged`]). `id` must not
-/// contain `|`.
+/// contain `|`. An id containing [`HIGH_CARDINALITY`] gets a service with one
+/// of 500 instance suffixes (`auth-00042`): nearly a service per row.
 pub fn tagged_row(id: &str, ts: i64) -> Value {
     let h = fnv(id);
     let services = ["auth", "db", "api", "cache"];
+    let service = if id.contains(HIGH_CARDINALITY) {
+        format!("{}-{:05}", services[(h % 4) as usize], (h >> 20) % 500)
+    } else {
+        services[(h % 4) as usize].to_string()
+    };
     let severities = ["ERROR", "WARN", "INFO", "DEBUG"];
     let pad = "x".repeat((h % 200) as usize);
     serde_json::json!({
         "timestamp": fmt_ts(ts),
         "server_id": format!("srv-{}", h % 7),
-        "service": services[(h % 4) as usize],
+        "service": service,
         "severity": severities[((h >> 8) % 4) as usize],
         "message": id,
         "error_code": format!("E{:04}", h % 10_000),
@@ -930,6 +936,9 @@ pub fn tagged_row(id: &str, ts: i64) -> Value {
         "metadata": format!("{{\"id\":\"{id}\",\"pad\":\"{pad}\"}}"),
     })
 }
+
+/// Marks a [`tagged_row`] id whose service carries an instance suffix.
+pub const HIGH_CARDINALITY: &str = "-hc";
 
 /// Asserts that a row as `recent_logs` returns it is exactly
 /// `tagged_row(message, timestamp)` (every column intact) and returns its
