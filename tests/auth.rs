@@ -32,6 +32,8 @@ fn protected_routes() -> Vec<(&'static str, &'static str, &'static [u8])> {
         ("GET", "/v0/pipes", b""),
         ("GET", "/v0/pipes/recent_logs", b""),
         ("GET", "/v0/user/workspaces/", b""),
+        ("GET", "/v0/sql?q=SELECT%20count()%20FROM%20system_logs", b""),
+        ("POST", "/v0/sql", b"SELECT count() FROM system_logs"),
         ("POST", "/v0/datasources?mode=append&name=system_logs", b"{\"timestamp\":\"2023-06-01 14:30:00\",\"service\":\"s\",\"severity\":\"E\",\"message\":\"m\"}"),
     ]
 }
@@ -165,6 +167,27 @@ fn scoped_tokens_are_enforced_on_every_route() {
         (&append, "DELETE", "/v0/tokens/pipe-reader", b"", false),
         (&append, "GET", "/metrics", b"", false),
         (&read_ds, "GET", "/v0/datasources/system_logs", b"", true),
+        (
+            &read_ds,
+            "POST",
+            "/v0/sql",
+            b"SELECT count() FROM system_logs",
+            true,
+        ),
+        (
+            &append,
+            "POST",
+            "/v0/sql",
+            b"SELECT count() FROM system_logs",
+            false,
+        ),
+        (
+            &read_ds,
+            "POST",
+            "/v0/sql",
+            b"SELECT count() FROM system_logs_quarantine",
+            false,
+        ),
         (
             &read_ds,
             "GET",

@@ -362,6 +362,11 @@ impl Engine {
         query::threshold_minutes(&st, &keys, first_minute, minutes)
     }
 
+    /// A scan of one data source's rows (for SQL); see [`crate::scan`].
+    pub fn scan(&self, filter: &crate::scan::ScanFilter) -> crate::scan::Scan {
+        crate::scan::Scan::new(&self.shared.state, &self.shared.keys, filter)
+    }
+
     /// The threshold rows in force (active or not), ordered by key.
     pub fn thresholds(&self) -> Vec<ThresholdRow> {
         self.shared

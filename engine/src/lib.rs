@@ -22,6 +22,7 @@ pub mod lock;
 pub mod open;
 pub mod query;
 pub mod row;
+pub mod scan;
 pub mod segment;
 pub mod state;
 pub mod stats;
@@ -36,8 +37,9 @@ pub use error::{Error, Result};
 pub use lifecycle::{BackendMetric, LifecycleStats};
 pub use query::{
     Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow, Contains,
-    Distribution, DistributionRow, KeyMinutes, LogFilter, LogsAfter, RecentLogs, Timeseries,
-    TimeseriesQuery, TimeseriesRow,
+    Distribution, DistributionRow, KeyMinutes, LogFilter, LogsAfter, ReadStats, RecentLogs,
+    Timeseries, TimeseriesQuery, TimeseriesRow,
 };
 pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
+pub use scan::{Scan, ScanBatch, ScanFilter};
 pub use writer::AppendReceipt;

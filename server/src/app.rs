@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::error::{error_response, ApiError};
 use crate::metrics::Metrics;
 use crate::routes::{
-    alerts, catalog, datasources, events, import, ops, pipes, shippers, tail, tokens, ui,
+    alerts, catalog, datasources, events, import, ops, pipes, shippers, sql, tail, tokens, ui,
 };
 use crate::storage::Storage;
 
@@ -33,6 +33,8 @@ pub struct AppInner {
     /// When the workspace (data dir) was made, Tinybird's form
     /// (`YYYY-MM-DD HH:MM:SS.ffffff`): data sources' and pipes' `created_at`.
     pub created_at: String,
+    /// The Query API's engine (its own threads).
+    pub sql: crate::sql::SqlEngine,
     pub shutting_down: AtomicBool,
     /// Event requests being read, parsed or written at once; more get 429,
     /// so that memory stays bounded whatever the load.
@@ -87,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v0/events", post(events::post))
         .route("/v0/pipes/{pipe}", get(pipes::get).post(pipes::post))
         .route("/v0/pipes", get(catalog::list))
+        .route("/v0/sql", get(sql::get).post(sql::post))
         .route("/v0/user/workspaces/", get(catalog::workspaces))
         .route("/v0/user/workspaces", get(catalog::workspaces))
         .route("/v0/datasources", get(datasources::list).post(import::post))
@@ -162,6 +165,7 @@ async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Respo
         Some("/v0/workspace") => "workspace",
         Some("/v0/events") => "events",
         Some("/v0/pipes/{pipe}") => "pipes",
+        Some("/v0/sql") => "sql",
         Some("/v0/pipes") | Some("/v0/user/workspaces/") | Some("/v0/user/workspaces") => "catalog",
         Some("/v0/datasources") | Some("/v0/datasources/{name}") => "datasources",
         Some("/v0/datasources/{name}/truncate") => "truncate",

@@ -134,6 +134,21 @@ pub struct Args {
     /// Memory for decompressed blocks of compacted hours [default: 67108864].
     #[arg(long, env = "LOGPULSE_BLOCK_CACHE_BYTES")]
     pub block_cache_bytes: Option<u64>,
+    /// Longest a SQL query (`/v0/sql`) may run before it is answered 408 [default: 10000].
+    #[arg(long, env = "LOGPULSE_SQL_TIMEOUT_MS")]
+    pub sql_timeout_ms: Option<u64>,
+    /// Memory one SQL query may use for joins, sorts and aggregations [default: 268435456].
+    #[arg(long, env = "LOGPULSE_SQL_MEMORY_BYTES")]
+    pub sql_memory_bytes: Option<usize>,
+    /// Most rows a SQL result may have; more is a 400 [default: 100000].
+    #[arg(long, env = "LOGPULSE_SQL_MAX_ROWS")]
+    pub sql_max_rows: Option<usize>,
+    /// Threads that run SQL queries (apart from those serving ingestion) [default: 2].
+    #[arg(long, env = "LOGPULSE_SQL_THREADS")]
+    pub sql_threads: Option<usize>,
+    /// SQL queries run at once; more are answered 429 [default: 4].
+    #[arg(long, env = "LOGPULSE_SQL_CONCURRENCY_MAX")]
+    pub sql_concurrency_max: Option<usize>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -177,6 +192,11 @@ pub struct FileConfig {
     pub max_disk_bytes: Option<u64>,
     pub min_free_disk_bytes: Option<u64>,
     pub block_cache_bytes: Option<u64>,
+    pub sql_timeout_ms: Option<u64>,
+    pub sql_memory_bytes: Option<usize>,
+    pub sql_max_rows: Option<usize>,
+    pub sql_threads: Option<usize>,
+    pub sql_concurrency_max: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -210,6 +230,7 @@ pub struct Config {
     pub max_disk_bytes: u64,
     pub min_free_disk_bytes: u64,
     pub block_cache_bytes: u64,
+    pub sql: crate::sql::Limits,
 }
 
 impl Config {
@@ -219,6 +240,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let alerts = crate::alerts::AlertConfig::resolve(&args, &file)?;
+        let sql = sql_limits(&args, &file);
         let tls_cert_file = args.tls_cert_file.or(file.tls_cert_file);
         let tls_key_file = args.tls_key_file.or(file.tls_key_file);
         anyhow::ensure!(
@@ -318,6 +340,7 @@ impl Config {
                 .block_cache_bytes
                 .or(file.block_cache_bytes)
                 .unwrap_or(64 << 20),
+            sql,
         })
     }
 
@@ -333,6 +356,27 @@ impl Config {
         c.lifecycle.min_free_disk_bytes = self.min_free_disk_bytes;
         c.block_cache_bytes = self.block_cache_bytes;
         c
+    }
+}
+
+fn sql_limits(args: &Args, file: &FileConfig) -> crate::sql::Limits {
+    crate::sql::Limits {
+        timeout_ms: args
+            .sql_timeout_ms
+            .or(file.sql_timeout_ms)
+            .unwrap_or(10_000)
+            .max(1),
+        memory_bytes: args
+            .sql_memory_bytes
+            .or(file.sql_memory_bytes)
+            .unwrap_or(256 << 20),
+        max_rows: args.sql_max_rows.or(file.sql_max_rows).unwrap_or(100_000),
+        threads: args.sql_threads.or(file.sql_threads).unwrap_or(2).max(1),
+        concurrency: args
+            .sql_concurrency_max
+            .or(file.sql_concurrency_max)
+            .unwrap_or(4)
+            .max(1),
     }
 }
 

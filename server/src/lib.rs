@@ -12,6 +12,7 @@ pub mod params;
 pub mod render;
 pub mod routes;
 pub mod serve;
+pub mod sql;
 pub mod storage;
 pub mod syslog;
 pub mod tail;
@@ -75,6 +76,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         metrics: Default::default(),
         created_at: created_at(&config.data_dir),
+        sql: sql::SqlEngine::new(storage.clone(), config.sql)
+            .context("starting the SQL runtime")?,
         workspace_id,
         shutting_down: AtomicBool::new(false),
         ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency_max),

@@ -5,8 +5,8 @@
 use logpulse_engine::{
     Anomalies, AnomalyQuery, AppendReceipt, BackendMetric, BaselineAnomalies, BaselineQuery,
     Contains, DataSource, DataSourceStats, Distribution, Durability, Engine, EngineStats,
-    KeyMinutes, LogFilter, LogsAfter, RecentLogs, Result, Row, ThresholdRow, Timeseries,
-    TimeseriesQuery,
+    KeyMinutes, LogFilter, LogsAfter, ReadStats, RecentLogs, Result, Row, Scan, ScanBatch,
+    ScanFilter, ThresholdRow, Timeseries, TimeseriesQuery,
 };
 
 pub trait Storage: Send + Sync + 'static {
@@ -46,8 +46,31 @@ pub trait Storage: Send + Sync + 'static {
     /// Backend-specific figures for `/metrics` (for the embedded engine:
     /// compaction, retention, disk budget and free space).
     fn backend_metrics(&self) -> Vec<BackendMetric>;
+    /// A scan of the rows of one data source (SQL): those whose partition
+    /// time lies in the filter's range and, for `system_logs`, of its
+    /// service/severity, possibly with other rows of the same hours (the
+    /// caller filters again). Holds no lock between batches.
+    fn scan(&self, filter: &ScanFilter) -> Box<dyn RowScan>;
     /// Syncs and stops; later appends fail.
     fn close(&self) -> Result<()>;
+}
+
+/// A scan in progress (see [`Storage::scan`]).
+pub trait RowScan: Send {
+    /// Hands the next batch of at most `max_rows` rows to `f` (not called
+    /// for an empty batch); false once the scan is complete.
+    fn next_batch(&mut self, max_rows: usize, f: &mut dyn FnMut(ScanBatch<'_>)) -> Result<bool>;
+    /// Rows and bytes read so far.
+    fn stats(&self) -> ReadStats;
+}
+
+impl RowScan for Scan {
+    fn next_batch(&mut self, max_rows: usize, f: &mut dyn FnMut(ScanBatch<'_>)) -> Result<bool> {
+        Scan::next_batch(self, max_rows, f)
+    }
+    fn stats(&self) -> ReadStats {
+        Scan::stats(self)
+    }
 }
 
 impl Storage for Engine {
@@ -106,6 +129,9 @@ impl Storage for Engine {
     }
     fn backend_metrics(&self) -> Vec<BackendMetric> {
         Engine::lifecycle_stats(self).metrics()
+    }
+    fn scan(&self, filter: &ScanFilter) -> Box<dyn RowScan> {
+        Box::new(Engine::scan(self, filter))
     }
     fn close(&self) -> Result<()> {
         Engine::close(self)

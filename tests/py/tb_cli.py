@@ -7,6 +7,8 @@ Prints 'tb cli: all checks passed' on success; exits non-zero on the first
 failed check.
 """
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -88,6 +90,25 @@ def main():
 
     out = run("pipe", "data", "recent_logs")
     check("from the tb cli" in out, "pipe data shows the rows")
+
+    out = run("sql", "SELECT count() AS n FROM system_logs WHERE service = 'tbcli'")
+    check(" 5 " in out or "5" in out.split(), "tb sql prints the count: " + out)
+    out = run("sql", "SELECT service, count() AS n FROM system_logs GROUP BY service", "--format", "json")
+    doc = json.loads(out[out.index("{") :])
+    check(doc["data"] == [{"service": "tbcli", "n": 5}], "tb sql --format json data: %r" % doc["data"])
+    check(doc["meta"][1]["name"] == "n" and doc["rows"] == 1, "tb sql json meta/rows: %r" % doc)
+    out = run(
+        "sql",
+        "SELECT message, toStartOfMinute(timestamp) AS m FROM system_logs ORDER BY message LIMIT 2",
+        "--format",
+        "csv",
+    )
+    lines = [l for l in out.strip().splitlines() if l]
+    rows = list(csv.reader(io.StringIO("\n".join(lines[-3:]))))
+    check(rows[0] == ["message", "m"], "csv header: %r" % rows)
+    check(rows[1] == ["from the tb cli 0", "2024-06-01 10:00:00"], "csv row: %r" % rows)
+    out = run("sql", "SELECT nosuchfunction(1)", ok=False)
+    check("nosuchfunction" in out.lower(), "the error names what was not understood: " + out)
 
     out = run("workspace", "current")
     check("logpulse" in out, "workspace current names the workspace")

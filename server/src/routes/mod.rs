@@ -9,6 +9,7 @@ pub mod intake;
 pub mod ops;
 pub mod pipes;
 pub mod shippers;
+pub mod sql;
 pub mod tail;
 pub mod tokens;
 pub mod ui;
