@@ -253,3 +253,25 @@ fn the_clickhouse_dialect_people_write_against_logs() {
         ])
     );
 }
+
+/// The battery: 70+ queries (aggregates, time buckets, filters on every
+/// column, JSON in metadata, ORDER BY/LIMIT, subqueries, WITH, joins, pipes
+/// as tables) answered by logpulse over HTTP and by ClickHouse itself
+/// (chdb, in-process, from PyPI) over the same 20,000 rows, compared row for
+/// row by tests/py/sql_battery.py.
+#[test]
+fn battery_agrees_with_clickhouse_row_for_row() {
+    let py = match python_with("chdb") {
+        Ok(py) => py,
+        Err(why) => return skip(&why),
+    };
+    let d = Daemon::start();
+    let script = tests_dir().join("py").join("sql_battery.py");
+    run_script(
+        std::process::Command::new(&py)
+            .arg(&script)
+            .arg(&d.base)
+            .arg(&d.token),
+        "queries agree",
+    );
+}

@@ -8,7 +8,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, BinaryOperator, Expr, FormatClause, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, Statement, Value,
+    FunctionArgExpr, FunctionArguments, Query, SetExpr, Statement, UnaryOperator, Value, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::{ClickHouseDialect, GenericDialect};
 use datafusion::sql::sqlparser::parser::Parser;
@@ -92,7 +93,81 @@ pub fn parse(sql: &str, now: i64) -> Result<Parsed, SqlError> {
     if let Some(e) = err {
         return Err(e);
     }
+    let mut conditions = Conditions(None);
+    let _ = statement.visit(&mut conditions);
+    if let Some(e) = conditions.0 {
+        return Err(e);
+    }
     Ok(Parsed { statement, format })
+}
+
+/// ClickHouse takes any number as a condition (`WHERE JSONHas(m, 'k')`,
+/// `HAVING countIf(x)`), DataFusion only a Boolean: each `WHERE` and
+/// `HAVING` operand that is not a comparison or another predicate becomes
+/// `ch_bool(...)` (comparisons stay as they are, so the scan's pushdown
+/// still sees them).
+struct Conditions(Option<SqlError>);
+
+impl VisitorMut for Conditions {
+    type Break = ();
+
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let Err(e) = truthy_set(&mut q.body) {
+            self.0 = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn truthy_set(s: &mut SetExpr) -> Result<(), SqlError> {
+    match s {
+        SetExpr::Select(sel) => {
+            for e in [sel.selection.as_mut(), sel.having.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                truthy(e)?;
+            }
+            Ok(())
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            truthy_set(left)?;
+            truthy_set(right)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn truthy(e: &mut Expr) -> Result<(), SqlError> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And | BinaryOperator::Or,
+            right,
+        } => {
+            truthy(left)?;
+            truthy(right)
+        }
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr: inner,
+        }
+        | Expr::Nested(inner) => truthy(inner),
+        Expr::BinaryOp { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::Exists { .. } => Ok(()),
+        other => {
+            *other = expr(&format!("ch_bool({other})"))?;
+            Ok(())
+        }
+    }
 }
 
 /// Parses rewritten text: standard SQL (its parts were rewritten already,
@@ -211,13 +286,18 @@ fn function(f: &Function, now: i64) -> Result<Option<String>, SqlError> {
         "countif" => {
             arity(&name, &a, 1..=1)?;
             format!(
-                "CAST(count(CASE WHEN {} THEN 1 END) AS BIGINT UNSIGNED)",
+                "CAST(count(CASE WHEN ch_bool({}) THEN 1 END) AS BIGINT UNSIGNED)",
                 a[0]
             )
         }
         "sumif" | "avgif" | "minif" | "maxif" => {
             arity(&name, &a, 2..=2)?;
-            format!("{}(CASE WHEN {} THEN {} END)", &name[..3], a[1], a[0])
+            format!(
+                "{}(CASE WHEN ch_bool({}) THEN {} END)",
+                &name[..3],
+                a[1],
+                a[0]
+            )
         }
         "median" => {
             arity(&name, &a, 1..=1)?;
@@ -321,7 +401,10 @@ fn function(f: &Function, now: i64) -> Result<Option<String>, SqlError> {
         }
         "if" => {
             arity(&name, &a, 3..=3)?;
-            format!("CASE WHEN {} THEN {} ELSE {} END", a[0], a[1], a[2])
+            format!(
+                "CASE WHEN ch_bool({}) THEN {} ELSE {} END",
+                a[0], a[1], a[2]
+            )
         }
         "multiif" => {
             if a.len() < 3 || a.len() % 2 == 0 {
@@ -332,7 +415,7 @@ fn function(f: &Function, now: i64) -> Result<Option<String>, SqlError> {
             }
             let mut s = "CASE".to_string();
             for pair in a[..a.len() - 1].chunks(2) {
-                s.push_str(&format!(" WHEN {} THEN {}", pair[0], pair[1]));
+                s.push_str(&format!(" WHEN ch_bool({}) THEN {}", pair[0], pair[1]));
             }
             s.push_str(&format!(" ELSE {} END", a[a.len() - 1]));
             s
@@ -383,7 +466,9 @@ mod tests {
     fn clickhouse_forms_become_datafusion_forms() {
         assert!(sql("SELECT count() FROM t").contains("CAST(count(*) AS BIGINT UNSIGNED)"));
         assert!(sql("SELECT quantile(0.9)(x) FROM t").contains("percentile_cont((x), (0.9))"));
-        assert!(sql("SELECT if(a, 1, 2) FROM t").contains("CASE WHEN (a) THEN (1) ELSE (2) END"));
+        assert!(sql("SELECT if(a, 1, 2) FROM t")
+            .contains("CASE WHEN ch_bool((a)) THEN (1) ELSE (2) END"));
+        assert!(sql("SELECT 1 FROM t WHERE a AND b = 1").contains("WHERE ch_bool(a) AND b = 1"));
         assert!(sql("SELECT now() - INTERVAL 10 MINUTE").contains("INTERVAL '10 MINUTE'"));
         assert!(sql("SELECT a / b FROM t").contains("CAST((a) AS DOUBLE)"));
         let p = parse("SELECT 1 FORMAT CSVWithNames", 0).unwrap();

@@ -1,46 +1,38 @@
 //! ClickHouse functions that DataFusion has no equivalent of, as UDFs:
 //! `round` with ClickHouse's half-to-even rounding of Float64
 //! (`ch_round`), `ch_float_array(x, ...)` (the Array(Float64) that
-//! `quantiles` returns), and the `JSONExtract*`/`JSONHas` family.
+//! `quantiles` returns), `ch_bool` (ClickHouse's truth of a number); the
+//! `JSONExtract*`/`JSONHas` family is in [`super::json`].
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float64Array, Float64Builder, Int64Array, ListBuilder, StringArray, UInt8Array,
+    Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, Int64Array, ListBuilder,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::Field;
-use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use serde_json::Value;
 
 /// Every UDF of this module.
 pub fn all() -> Vec<ScalarUDF> {
     let mut v = vec![
         ScalarUDF::new_from_impl(ChRound::new()),
         ScalarUDF::new_from_impl(FloatArray::new()),
+        ScalarUDF::new_from_impl(ChBool::new()),
     ];
-    for kind in [
-        JsonKind::String,
-        JsonKind::Int,
-        JsonKind::Float,
-        JsonKind::Bool,
-        JsonKind::Raw,
-        JsonKind::Has,
-    ] {
-        v.push(ScalarUDF::new_from_impl(JsonExtract::new(kind)));
-    }
+    v.extend(super::json::all());
     v
 }
 
-fn arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<ArrayRef>> {
+pub(super) fn arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<ArrayRef>> {
     args.iter().map(|a| a.to_array(rows)).collect()
 }
 
-fn is_int(t: &DataType) -> bool {
+pub(super) fn is_int(t: &DataType) -> bool {
     t.is_integer()
 }
 
@@ -163,179 +155,45 @@ impl ScalarUDFImpl for FloatArray {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
-enum JsonKind {
-    String,
-    Int,
-    Float,
-    Bool,
-    Raw,
-    Has,
-}
-
-/// `JSONExtractString(json, key_or_index, ...)` and its siblings, as
-/// ClickHouse defines them: string keys, 1-based (negative: from the end)
-/// indexes; a missing path or a value of another type gives the type's
-/// default (`''`, `0`).
+/// `ch_bool(x)`: ClickHouse's truth of a condition, for the places where
+/// DataFusion wants a Boolean (`WHERE`, `HAVING`, `ON`, `CASE WHEN`) and
+/// ClickHouse takes any number (`WHERE JSONHas(metadata, 'k')`,
+/// `WHERE active`): a number is true when it is not 0; NULL stays NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct JsonExtract {
-    kind: JsonKind,
-    name: String,
+struct ChBool {
     signature: Signature,
 }
 
-impl JsonExtract {
-    fn new(kind: JsonKind) -> JsonExtract {
-        let name = match kind {
-            JsonKind::String => "jsonextractstring",
-            JsonKind::Int => "jsonextractint",
-            JsonKind::Float => "jsonextractfloat",
-            JsonKind::Bool => "jsonextractbool",
-            JsonKind::Raw => "jsonextractraw",
-            JsonKind::Has => "jsonhas",
-        };
-        JsonExtract {
-            kind,
-            name: name.into(),
-            signature: Signature::variadic_any(Volatility::Immutable),
+impl ChBool {
+    fn new() -> ChBool {
+        ChBool {
+            signature: Signature::any(1, Volatility::Immutable),
         }
     }
 }
 
-enum Step {
-    Key(String),
-    Index(i64),
-}
-
-fn walk<'a>(mut v: &'a Value, path: &[Step]) -> Option<&'a Value> {
-    for s in path {
-        v = match (s, v) {
-            (Step::Key(k), Value::Object(m)) => m.get(k)?,
-            (Step::Index(i), Value::Array(a)) if *i > 0 => a.get(*i as usize - 1)?,
-            (Step::Index(i), Value::Array(a)) if *i < 0 => {
-                a.get(a.len().checked_sub(i.unsigned_abs() as usize)?)?
-            }
-            (Step::Index(i), Value::Object(m)) if *i > 0 => m.values().nth(*i as usize - 1)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
-impl ScalarUDFImpl for JsonExtract {
+impl ScalarUDFImpl for ChBool {
     fn name(&self) -> &str {
-        &self.name
+        "ch_bool"
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn return_type(&self, t: &[DataType]) -> Result<DataType> {
-        if t.is_empty() {
-            return plan_err!("{} needs a JSON argument", self.name);
+        match &t[0] {
+            DataType::Boolean | DataType::Null => Ok(DataType::Boolean),
+            x if x.is_numeric() => Ok(DataType::Boolean),
+            other => plan_err!("a condition must be a number or a boolean, got {other}"),
         }
-        Ok(match self.kind {
-            JsonKind::String | JsonKind::Raw => DataType::Utf8,
-            JsonKind::Int => DataType::Int64,
-            JsonKind::Float => DataType::Float64,
-            JsonKind::Bool | JsonKind::Has => DataType::UInt8,
-        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let a = arrays(&args.args, args.number_rows)?;
-        let json = cast(&a[0], &DataType::Utf8)?;
-        let json = json.as_any().downcast_ref::<StringArray>().expect("Utf8");
-        let mut keys: Vec<(bool, ArrayRef)> = Vec::new();
-        for k in &a[1..] {
-            if is_int(k.data_type()) {
-                keys.push((true, cast(k, &DataType::Int64)?));
-            } else if matches!(
-                k.data_type(),
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-            ) {
-                keys.push((false, cast(k, &DataType::Utf8)?));
-            } else {
-                return exec_err!("{}: a path step must be a string or an integer", self.name);
-            }
+        if a[0].data_type() == &DataType::Boolean {
+            return Ok(ColumnarValue::Array(a[0].clone()));
         }
-        let rows = json.len();
-        let mut found: Vec<Option<Value>> = Vec::with_capacity(rows);
-        for i in 0..rows {
-            if json.is_null(i) {
-                found.push(None);
-                continue;
-            }
-            let path: Vec<Step> = keys
-                .iter()
-                .map(|(int, arr)| {
-                    if *int {
-                        let v = arr.as_any().downcast_ref::<Int64Array>().expect("Int64");
-                        Step::Index(v.value(i))
-                    } else {
-                        let v = arr.as_any().downcast_ref::<StringArray>().expect("Utf8");
-                        Step::Key(v.value(i).to_string())
-                    }
-                })
-                .collect();
-            let doc: Option<Value> = serde_json::from_str(json.value(i)).ok();
-            found.push(doc.as_ref().and_then(|d| walk(d, &path)).cloned());
-        }
-        let out: ArrayRef = match self.kind {
-            JsonKind::String => Arc::new(
-                found
-                    .iter()
-                    .map(|v| match v {
-                        Some(Value::String(s)) => s.clone(),
-                        _ => String::new(),
-                    })
-                    .map(Some)
-                    .collect::<StringArray>(),
-            ),
-            JsonKind::Raw => Arc::new(
-                found
-                    .iter()
-                    .map(|v| Some(v.as_ref().map(|v| v.to_string()).unwrap_or_default()))
-                    .collect::<StringArray>(),
-            ),
-            JsonKind::Int => Arc::new(
-                found
-                    .iter()
-                    .map(|v| match v {
-                        Some(Value::Number(n)) => n
-                            .as_i64()
-                            .or_else(|| n.as_f64().map(|f| f as i64))
-                            .or(Some(0)),
-                        Some(Value::Bool(b)) => Some(*b as i64),
-                        _ => Some(0),
-                    })
-                    .collect::<Int64Array>(),
-            ),
-            JsonKind::Float => Arc::new(
-                found
-                    .iter()
-                    .map(|v| match v {
-                        Some(Value::Number(n)) => n.as_f64().or(Some(0.0)),
-                        Some(Value::Bool(b)) => Some(*b as u8 as f64),
-                        _ => Some(0.0),
-                    })
-                    .collect::<Float64Array>(),
-            ),
-            JsonKind::Bool => Arc::new(
-                found
-                    .iter()
-                    .map(|v| match v {
-                        Some(Value::Bool(b)) => Some(*b as u8),
-                        Some(Value::Number(n)) => Some((n.as_f64() != Some(0.0)) as u8),
-                        _ => Some(0),
-                    })
-                    .collect::<UInt8Array>(),
-            ),
-            JsonKind::Has => Arc::new(
-                found
-                    .iter()
-                    .map(|v| Some(v.is_some() as u8))
-                    .collect::<UInt8Array>(),
-            ),
-        };
-        Ok(ColumnarValue::Array(out))
+        let x = cast(&a[0], &DataType::Float64)?;
+        let x = x.as_any().downcast_ref::<Float64Array>().expect("Float64");
+        let out: BooleanArray = x.iter().map(|v| v.map(|v| v != 0.0)).collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

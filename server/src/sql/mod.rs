@@ -10,6 +10,7 @@
 
 pub mod clickhouse;
 pub mod functions;
+pub mod json;
 pub mod output;
 pub mod tables;
 
