@@ -16,12 +16,12 @@ use crossbeam_channel::{bounded, Sender};
 
 use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
-use crate::open::COMPACTING_SUFFIX;
+use crate::recovery::records::scan;
+use crate::recovery::COMPACTING_SUFFIX;
 use crate::row::DataSource;
 use crate::segment::compact::{peek_info, BlockRow, CompactSegment, CompactWriter, WriteOptions};
 use crate::segment::format::{frame_body, read_frame, FrameRead};
 use crate::segment::mmap::SegmentMap;
-use crate::segment::recovery::scan;
 use crate::segment::{Entry, SegmentId};
 use crate::writer::maintenance::{drop_hours_msg, install_msg, Install};
 use crate::writer::WriterMsg;

@@ -17,11 +17,11 @@ use crate::index::Index;
 use crate::keys::Keys;
 use crate::lifecycle::{self, Lifecycle, LifecycleCounters, LifecycleStats};
 use crate::lock::DirLock;
-use crate::open::{expected_index, reconcile_index, recover, segment_meta};
 use crate::query::{
     self, Anomalies, AnomalyQuery, BaselineAnomalies, BaselineQuery, Distribution, KeyMinutes,
     LogFilter, RecentLogs,
 };
+use crate::recovery::{expected_index, reconcile_index, recover, segment_meta};
 use crate::row::{DataSource, Row, ThresholdRow};
 use crate::segment::compact::BlockCache;
 use crate::segment::format::MAX_BODY_LEN;
@@ -422,7 +422,7 @@ impl Engine {
     pub fn minute_counts(&self) -> HashMap<(u32, String, String), u32> {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
-        crate::open::minutes_by_name(&st, &keys)
+        crate::recovery::minutes_by_name(&st, &keys)
             .into_iter()
             .map(|(k, m)| (k, m.count))
             .collect()

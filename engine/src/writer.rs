@@ -17,7 +17,7 @@ use crate::durability::{fsync_dir, fsync_new_entries, test_faults, Durability};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::index::{IndexUpdate, SegmentMeta};
-use crate::open::write_seq_floor;
+use crate::recovery::write_seq_floor;
 use crate::row::{decode_threshold, DataSource, ThresholdRow};
 use crate::segment::format::{encode_frame, Header, FRAME_HEADER_LEN, HEADER_LEN, KIND_HOT};
 use crate::segment::mmap::SegmentMap;

@@ -4,7 +4,6 @@
 pub mod compact;
 pub mod format;
 pub mod mmap;
-pub mod recovery;
 pub mod writer;
 
 use std::borrow::Cow;

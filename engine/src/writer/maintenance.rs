@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Reply, Writer, WriterMsg};
 use crate::durability::{remove_durable, rename_durable};
 use crate::error::{Error, Result};
-use crate::open::{load_compact_segment, segment_meta, write_seq_floor};
+use crate::recovery::{load_compact_segment, segment_meta, write_seq_floor};
 use crate::row::DataSource;
 use crate::segment::SegmentId;
 

@@ -8,9 +8,9 @@
 use std::fs::File;
 use std::path::Path;
 
-use super::format::{read_frame, Frame, FrameRead, Header, HEADER_LEN};
-use super::mmap::ReadMap;
 use crate::error::{Error, Result};
+use crate::segment::format::{read_frame, Frame, FrameRead, Header, HEADER_LEN};
+use crate::segment::mmap::ReadMap;
 
 /// Damage found after the last valid frame.
 #[derive(Debug, Clone)]
@@ -46,7 +46,8 @@ pub fn scan(
     loop {
         match read_frame(data, off) {
             FrameRead::Frame(f) => {
-                let body = &data[off + super::format::FRAME_HEADER_LEN..off + f.total_len()];
+                let body =
+                    &data[off + crate::segment::format::FRAME_HEADER_LEN..off + f.total_len()];
                 on_record(off as u32, f, body)?;
                 off += f.total_len();
             }

@@ -1,0 +1,92 @@
+//! The sled index as the recovered state implies it, and its
+//! reconciliation: the segments are the ground truth, so an index that
+//! disagrees with them is rebuilt from them.
+
+use std::collections::HashMap;
+
+use tracing::{info, warn};
+
+use crate::error::Result;
+use crate::index::{Index, IndexUpdate, SegmentMeta};
+use crate::keys::Keys;
+use crate::row::ThresholdRow;
+use crate::segment::Segment;
+use crate::state::State;
+use crate::stats::MinuteStat;
+
+/// The index content that the recovered state implies.
+pub fn expected_index(state: &State, watermark: u64) -> IndexUpdate {
+    let mut u = IndexUpdate {
+        watermark,
+        clear_thresholds: true,
+        ..Default::default()
+    };
+    u.thresholds = state.thresholds.rows().cloned().collect();
+    for (ds, t) in &state.tables {
+        for (id, seg) in &t.segments {
+            u.segments.insert((ds.id(), *id), segment_meta(seg));
+        }
+    }
+    u
+}
+
+pub fn segment_meta(seg: &Segment) -> SegmentMeta {
+    let mut m = SegmentMeta {
+        rows: seg.rows(),
+        bytes: seg.bytes(),
+        min_ts: u32::MAX,
+        min_seq: u64::MAX,
+        ..Default::default()
+    };
+    if let Some((min, max)) = seg.ts_range() {
+        (m.min_ts, m.max_ts) = (min, max);
+    }
+    if let Some((min, max)) = seg.seq_range() {
+        (m.min_seq, m.max_seq) = (min, max);
+    }
+    m
+}
+
+/// Compares the sled index with the recovered state; rebuilds it when they
+/// disagree (or it was missing). Returns whether it was rebuilt.
+pub fn reconcile_index(index: &Index, expected: IndexUpdate) -> Result<bool> {
+    let same = index.watermark()? == expected.watermark
+        && same_thresholds(index.thresholds()?, &expected.thresholds)
+        && index.segments()? == expected.segments;
+    if same {
+        info!(
+            watermark = expected.watermark,
+            "index agrees with the segments"
+        );
+        return Ok(false);
+    }
+    warn!(
+        watermark = expected.watermark,
+        "index disagrees with the segments; rebuilding it from them"
+    );
+    index.clear()?;
+    index.apply(&expected)?;
+    index.flush()?;
+    Ok(true)
+}
+
+fn same_thresholds(mut a: Vec<(ThresholdRow, u64)>, b: &[(ThresholdRow, u64)]) -> bool {
+    let mut b = b.to_vec();
+    let key = |x: &(ThresholdRow, u64)| (x.0.service.clone(), x.0.severity.clone());
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    a == b
+}
+
+/// The per-minute counts by name: (minute, service, severity) → stat,
+/// for tests and tools.
+pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<(u32, String, String), MinuteStat> {
+    state
+        .log_stats
+        .all_minutes()
+        .map(|(minute, key, m)| {
+            let (s, v) = keys.name(key);
+            ((minute, s.to_string(), v.to_string()), m)
+        })
+        .collect()
+}

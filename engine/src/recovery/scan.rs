@@ -1,0 +1,211 @@
+//! Reading one segment file at open: every record of a hot file, the
+//! directory of a compact one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::records::scan;
+use super::{map_file, Found};
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource};
+use crate::segment::compact::{peek_info, BlockCache, CompactSegment};
+use crate::segment::format::Header;
+use crate::segment::{Entry, Segment, SegmentId};
+use crate::stats::LogStats;
+
+/// Adds a compact `system_logs` segment's per-minute counts: from its
+/// counts section, or (version 2 files) from its block heads.
+pub(crate) fn add_compact_counts(
+    stats: &mut LogStats,
+    c: &CompactSegment,
+    key_ids: &[u32],
+) -> Result<()> {
+    let global = |k: u32| key_ids[k as usize];
+    match &c.counts {
+        Some(counts) => {
+            let base = c.header.hour * 60;
+            for k in counts {
+                stats.add_minute(
+                    base + k.minute as u32,
+                    global(k.key),
+                    k.count,
+                    k.min_sec,
+                    k.max_sec,
+                );
+            }
+            Ok(())
+        }
+        None => c.scan(|_, ts, _, key| {
+            stats.add(ts, global(key));
+        }),
+    }
+}
+
+pub(super) fn scan_one(
+    ds: DataSource,
+    path: &Path,
+    keys: &mut Keys,
+    cache: &Arc<BlockCache>,
+) -> Result<Found> {
+    if let Some((header, _)) = peek_info(path)? {
+        return scan_compact(ds, path, header, keys, cache);
+    }
+    let mut entries = Vec::new();
+    let mut seqs = Vec::new();
+    let mut thresholds = Vec::new();
+    let mut batch_end = 0;
+    let s = scan(path, |offset, frame, body| {
+        let bad = |e: String| {
+            Error::corrupt(path, offset as u64, format!("undecodable record body: {e}"))
+        };
+        let (ts, key) = match ds {
+            DataSource::SystemLogs => {
+                let h = decode_log_head(body).map_err(bad)?;
+                (h.timestamp, keys.intern(h.service, h.severity))
+            }
+            DataSource::Thresholds => {
+                let t = decode_threshold(body).map_err(bad)?;
+                let ts = t.updated_at;
+                thresholds.push((t, frame.seq));
+                (ts, 0)
+            }
+            _ => (decode_quarantine(body).map_err(bad)?.insertion_date, 0),
+        };
+        entries.push(Entry { offset, ts, key });
+        seqs.push(frame.seq);
+        if frame.batch_rest == 0 {
+            batch_end = batch_end.max(frame.seq);
+        }
+        Ok(())
+    })?;
+    if s.header.datasource != ds.id() {
+        return Err(Error::corrupt(
+            path,
+            11,
+            format!(
+                "segment of data source {} found in {}",
+                s.header.datasource,
+                ds.name()
+            ),
+        ));
+    }
+    let id = SegmentId {
+        hour: s.header.hour,
+        file_no: s.header.file_no,
+    };
+    Ok(Found {
+        ds,
+        id,
+        path: path.to_path_buf(),
+        header: s.header,
+        entries,
+        seqs,
+        thresholds,
+        valid_end: s.valid_end,
+        file_len: s.file_len,
+        tail: s.tail,
+        batch_end,
+        compact: None,
+        key_ids: Vec::new(),
+    })
+}
+
+/// Loads a compact segment as recovery does (for installing one).
+pub(crate) fn load_compact_segment(
+    ds: DataSource,
+    path: &Path,
+    keys: &mut Keys,
+    cache: &Arc<BlockCache>,
+) -> Result<Segment> {
+    let Some((header, _)) = peek_info(path)? else {
+        return Err(Error::corrupt(path, 10, "not a compact segment"));
+    };
+    let f = scan_compact(ds, path, header, keys, cache)?;
+    Ok(Segment {
+        id: f.id,
+        path: f.path,
+        map: f
+            .compact
+            .as_ref()
+            .and_then(|c| c.map())
+            .expect("opened through a shared map")
+            .clone(),
+        entries: f.entries,
+        appendable: false,
+        compact: f.compact,
+        key_ids: f.key_ids,
+    })
+}
+
+/// Opens a compact segment through its directory: no row is read, except
+/// the rows of `log_anomaly_thresholds` (few, and needed for the thresholds
+/// in force). Block CRCs are checked when a block is read; `logpulse-compact
+/// --verify-only` checks every one.
+fn scan_compact(
+    ds: DataSource,
+    path: &Path,
+    header: Header,
+    keys: &mut Keys,
+    cache: &Arc<BlockCache>,
+) -> Result<Found> {
+    if header.datasource != ds.id() {
+        return Err(Error::corrupt(
+            path,
+            11,
+            format!(
+                "segment of data source {} found in {}",
+                header.datasource,
+                ds.name()
+            ),
+        ));
+    }
+    let mut key_ids = Vec::new();
+    let logs = ds == DataSource::SystemLogs;
+    // A system_logs file's dictionary shares the engine's strings.
+    let mut names = |s: &str, v: &str| {
+        if !logs {
+            return (Arc::from(s), Arc::from(v));
+        }
+        let id = keys.intern(s, v);
+        key_ids.push(id);
+        let (s, v) = keys.name(id);
+        (s.clone(), v.clone())
+    };
+    let map = map_file(path, header.synced_len)?;
+    let c = CompactSegment::open(path, map, cache.clone(), &mut names)?;
+    let mut thresholds = Vec::new();
+    if ds == DataSource::Thresholds {
+        for bi in 0..c.blocks.len() {
+            for (_, seq, body) in c.block_rows(bi)? {
+                let t = decode_threshold(&body).map_err(|e| {
+                    Error::corrupt(
+                        path,
+                        c.blocks[bi].offset,
+                        format!("undecodable record body: {e}"),
+                    )
+                })?;
+                thresholds.push((t, seq));
+            }
+        }
+    }
+    let len = header.synced_len;
+    Ok(Found {
+        ds,
+        id: SegmentId {
+            hour: header.hour,
+            file_no: header.file_no,
+        },
+        path: path.to_path_buf(),
+        header,
+        batch_end: c.seq_range().map_or(0, |r| r.1),
+        entries: Vec::new(),
+        seqs: Vec::new(),
+        thresholds,
+        valid_end: len,
+        file_len: len,
+        tail: None,
+        compact: Some(Arc::new(c)),
+        key_ids,
+    })
+}
