@@ -27,7 +27,7 @@ use crate::segment::compact::BlockCache;
 use crate::segment::format::MAX_BODY_LEN;
 use crate::segment::{Entry, Segment};
 use crate::state::State;
-use crate::writer::{run_indexer, AppendReceipt, Batch, Prepared, Writer, WriterMsg};
+use crate::writer::{run_indexer, AppendReceipt, Batch, Coverage, Prepared, Writer, WriterMsg};
 
 /// Directory of the sled index inside the data dir.
 pub const INDEX_DIR: &str = "index";
@@ -145,10 +145,21 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let mut keys = Keys::default();
         let cache = BlockCache::new(config.block_cache_bytes as usize);
-        let rec = recover(dir, &mut keys, &cache)?;
         let index = open_index(&config)?;
+        let chunks = index.hot_chunks().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "hot-segment checkpoint unreadable; scanning every hot file");
+            Default::default()
+        });
+        let rec = recover(dir, &mut keys, &cache, &chunks)?;
+        drop(chunks);
         let watermark = rec.next_seq - 1;
-        reconcile_index(&index, expected_index(&rec.state, watermark))?;
+        let rebuilt = reconcile_index(&index, expected_index(&rec.state, watermark))?;
+        // A rebuilt index holds no chunk: the next checkpoint covers all.
+        let coverage = Coverage::new(if rebuilt {
+            Default::default()
+        } else {
+            rec.checkpointed.into_iter().collect()
+        });
         let metas: rustc_hash::FxHashMap<_, _> = rec
             .state
             .tables
@@ -163,6 +174,8 @@ impl Engine {
             data_dir = %dir.display(),
             rows = rec.state.table(DataSource::SystemLogs).rows,
             next_seq = rec.next_seq,
+            rows_from_checkpoint = rec.rows_from_checkpoint,
+            rows_scanned = rec.rows_scanned,
             elapsed_ms = t0.elapsed().as_millis() as u64,
             "recovered data dir"
         );
@@ -187,7 +200,15 @@ impl Engine {
         shared.counters.set_index_sent(watermark);
         let (tx, rx) = bounded(shared.config.queue_batches_max);
         let (itx, irx) = bounded(1);
-        let writer = Writer::new(shared.clone(), rec.next_seq, metas, itx);
+        shared
+            .lifecycle
+            .recovery_rows_checkpoint
+            .store(rec.rows_from_checkpoint, Ordering::Relaxed);
+        shared
+            .lifecycle
+            .recovery_rows_scanned
+            .store(rec.rows_scanned, Ordering::Relaxed);
+        let writer = Writer::new(shared.clone(), rec.next_seq, metas, itx, coverage);
         let s2 = shared.clone();
         let threads = vec![
             std::thread::Builder::new()

@@ -25,7 +25,10 @@ use crate::segment::writer::OpenSegment;
 use crate::segment::{Entry, Segment, SegmentId};
 use crate::state::State;
 
+mod checkpoint;
 pub(crate) mod maintenance;
+
+pub(crate) use checkpoint::Coverage;
 
 /// Pause of the index thread before applying an update.
 const INDEX_PAUSE: Duration = Duration::from_millis(50);
@@ -111,6 +114,7 @@ pub(crate) struct Writer {
     index_tx: Sender<IndexUpdate>,
     last_sync: Instant,
     scratch: Vec<u8>,
+    coverage: Coverage,
 }
 
 impl Writer {
@@ -119,6 +123,7 @@ impl Writer {
         next_seq: u64,
         metas: HashMap<(DataSource, SegmentId), SegmentMeta>,
         index_tx: Sender<IndexUpdate>,
+        coverage: Coverage,
     ) -> Writer {
         Writer {
             shared,
@@ -132,6 +137,7 @@ impl Writer {
             index_tx,
             last_sync: Instant::now(),
             scratch: Vec::new(),
+            coverage,
         }
     }
 
@@ -207,6 +213,9 @@ impl Writer {
             WriterMsg::Maintenance { job } => job(self),
             WriterMsg::Shutdown { reply } => {
                 let res = self.sync_all();
+                if res.is_ok() {
+                    self.checkpoint_hot();
+                }
                 self.flush_index_blocking();
                 let _ = reply.send(res);
                 return true;
@@ -507,8 +516,10 @@ impl Writer {
     fn periodic(&mut self) {
         if test_faults::mutated("skip-background-sync") {
             self.last_sync = Instant::now();
-        } else {
-            let _ = self.sync_all();
+        } else if self.sync_all().is_ok()
+            && self.coverage.last.elapsed() >= checkpoint::CHECKPOINT_EVERY
+        {
+            self.checkpoint_hot();
         }
         let now = Instant::now();
         self.open

@@ -51,6 +51,10 @@ pub struct LifecycleCounters {
     pub data_dir_bytes: AtomicU64,
     /// Appends are refused: free space is under the floor.
     pub low_disk: AtomicBool,
+    /// What the last open read of hot files: records from the checkpoint,
+    /// records decoded from the files.
+    pub recovery_rows_checkpoint: AtomicU64,
+    pub recovery_rows_scanned: AtomicU64,
 }
 
 /// A snapshot of [`LifecycleCounters`] plus the oldest stored hour.
@@ -65,6 +69,8 @@ pub struct LifecycleStats {
     pub pending_hours: u64,
     pub free_disk_bytes: u64,
     pub data_dir_bytes: u64,
+    pub recovery_rows_checkpoint: u64,
+    pub recovery_rows_scanned: u64,
     /// Start (Unix seconds) of the oldest hour holding `system_logs` rows.
     pub oldest_hour: Option<u64>,
     /// Distinct (service, severity) keys, and in the newest hour.
@@ -94,6 +100,8 @@ impl LifecycleCounters {
             pending_hours: l(&self.pending_hours),
             free_disk_bytes: l(&self.free_disk_bytes),
             data_dir_bytes: l(&self.data_dir_bytes),
+            recovery_rows_checkpoint: l(&self.recovery_rows_checkpoint),
+            recovery_rows_scanned: l(&self.recovery_rows_scanned),
             ..Default::default()
         }
     }
@@ -456,6 +464,18 @@ impl LifecycleStats {
                 "Approximate heap bytes held by the per-minute counts.",
                 false,
                 self.count_bytes,
+            ),
+            m(
+                "logpulse_recovery_rows_from_checkpoint",
+                "Hot records the last open read from the checkpoint in the index.",
+                false,
+                self.recovery_rows_checkpoint,
+            ),
+            m(
+                "logpulse_recovery_rows_scanned",
+                "Hot records the last open decoded from segment files.",
+                false,
+                self.recovery_rows_scanned,
             ),
             m(
                 "logpulse_block_cache_bytes",

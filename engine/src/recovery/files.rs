@@ -65,7 +65,7 @@ pub(super) fn finish_compactions(dir: &Path, paths: Vec<PathBuf>) -> Result<Vec<
 
 /// (hour, file_no) of a segment file, from its header (blank or unreadable
 /// files: `None`).
-fn segment_id_of(path: &Path) -> Option<(u32, u32)> {
+pub(super) fn segment_id_of(path: &Path) -> Option<(u32, u32)> {
     use std::os::unix::fs::FileExt;
     let f = fs::File::open(path).ok()?;
     let mut b = [0u8; crate::segment::format::HEADER_LEN];

@@ -2,12 +2,13 @@
 //! of an incomplete last batch, rebuild the in-memory state, and bring the
 //! sled index into agreement with the segments (the ground truth).
 
+mod checkpoint;
 mod files;
 mod index;
 pub mod records;
 mod scan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tracing::warn;
 
 use crate::durability::rewrite_atomic;
 use crate::error::{Error, Result};
+use crate::index::HotChunks;
 use crate::keys::Keys;
 use crate::row::{DataSource, ThresholdRow};
 use crate::segment::compact::{BlockCache, CompactSegment};
@@ -54,12 +56,20 @@ struct Found {
     compact: Option<Arc<CompactSegment>>,
     /// Compact `system_logs`: engine key id per dictionary entry.
     key_ids: Vec<u32>,
+    /// Leading entries taken from the index's checkpoint.
+    ckpt_rows: usize,
 }
 
 /// What the writer needs to continue: where each hot segment ends.
 pub struct Recovered {
     pub state: State,
     pub next_seq: u64,
+    /// Per hot segment read through the checkpoint: (rows, end offset) the
+    /// index's chunks cover.
+    pub checkpointed: HashMap<(DataSource, SegmentId), (usize, u32)>,
+    /// Hot records read from checkpoint chunks, and decoded from files.
+    pub rows_from_checkpoint: u64,
+    pub rows_scanned: u64,
 }
 
 pub fn read_seq_floor(data_dir: &Path) -> u64 {
@@ -74,7 +84,17 @@ pub fn write_seq_floor(data_dir: &Path, seq: u64) -> Result<()> {
 }
 
 /// Scans the data dir and returns the state to serve from.
-pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Result<Recovered> {
+///
+/// `chunks` are the index's hot-segment checkpoints: the records of a hot
+/// file that its chunks describe, when they agree with it, take their
+/// entries from there instead of being decoded (every frame's checksum is
+/// still checked); empty: every record is decoded.
+pub fn recover(
+    data_dir: &Path,
+    keys: &mut Keys,
+    cache: &Arc<BlockCache>,
+    chunks: &HotChunks,
+) -> Result<Recovered> {
     let mut found = Vec::new();
     for ds in DataSource::ALL {
         let dir = data_dir.join(ds.name());
@@ -90,7 +110,9 @@ pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Res
                 continue;
             }
             restore_zero_header(ds, &path)?;
-            found.push(scan_one(ds, &path, keys, cache)?);
+            let mine = files::segment_id_of(&path)
+                .and_then(|(hour, file_no)| chunks.get(&(ds.id(), SegmentId { hour, file_no })));
+            found.push(scan_one(ds, &path, keys, cache, mine.map(|c| &c[..]))?);
         }
     }
     let floor = read_seq_floor(data_dir);
@@ -115,8 +137,25 @@ pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Res
         .collect();
     let mut stats = LogStats::default();
     let mut thresholds = Thresholds::default();
+    let mut checkpointed = HashMap::new();
+    let (mut rows_from_checkpoint, mut rows_scanned) = (0, 0);
     for mut f in found {
         apply_cut(&mut f, cut);
+        if f.compact.is_none() {
+            // A cut into the checkpointed records leaves the file to the
+            // next checkpoint, which starts it over.
+            let ckpt = if f.ckpt_rows <= f.entries.len() {
+                f.ckpt_rows
+            } else {
+                0
+            };
+            rows_from_checkpoint += ckpt as u64;
+            rows_scanned += (f.entries.len() - ckpt) as u64;
+            if ckpt > 0 {
+                let end = f.entries.get(ckpt).map_or(f.valid_end as u32, |e| e.offset);
+                checkpointed.insert((f.ds, f.id), (ckpt, end));
+            }
+        }
         repair_tail(&f)?;
         for (row, seq) in f.thresholds.drain(..) {
             if seq <= cut {
@@ -158,6 +197,9 @@ pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Res
     Ok(Recovered {
         state,
         next_seq: cut + 1,
+        checkpointed,
+        rows_from_checkpoint,
+        rows_scanned,
     })
 }
 

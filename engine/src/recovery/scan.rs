@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::checkpoint;
 use super::records::scan;
 use super::{map_file, Found};
 use crate::error::{Error, Result};
+use crate::index::HotChunk;
 use crate::keys::Keys;
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource};
 use crate::segment::compact::{peek_info, BlockCache, CompactSegment};
@@ -42,20 +44,41 @@ pub(crate) fn add_compact_counts(
     }
 }
 
+/// Reads one segment file: a compact one's directory; a hot one's records,
+/// those its valid checkpoint `chunks` cover from them and the rest from
+/// the file.
 pub(super) fn scan_one(
     ds: DataSource,
     path: &Path,
     keys: &mut Keys,
     cache: &Arc<BlockCache>,
+    chunks: Option<&[HotChunk]>,
 ) -> Result<Found> {
     if let Some((header, _)) = peek_info(path)? {
         return scan_compact(ds, path, header, keys, cache);
     }
-    let mut entries = Vec::new();
-    let mut seqs = Vec::new();
+    let known = chunks
+        .filter(|_| ds != DataSource::Thresholds)
+        .and_then(|c| checkpoint::load(ds, path, c, keys))
+        .unwrap_or_default();
+    let mut ckpt_rows = 0;
+    let mut entries = Vec::with_capacity(known.len());
+    let mut seqs = Vec::with_capacity(known.len());
     let mut thresholds = Vec::new();
     let mut batch_end = 0;
     let s = scan(path, |offset, frame, body| {
+        if frame.batch_rest == 0 {
+            batch_end = batch_end.max(frame.seq);
+        }
+        // A checked frame the checkpoint describes: its entry as stored.
+        if ckpt_rows == entries.len() {
+            if let Some(k) = known.get(ckpt_rows).filter(|k| k.offset == offset) {
+                entries.push(*k);
+                seqs.push(frame.seq);
+                ckpt_rows += 1;
+                return Ok(());
+            }
+        }
         let bad = |e: String| {
             Error::corrupt(path, offset as u64, format!("undecodable record body: {e}"))
         };
@@ -74,9 +97,6 @@ pub(super) fn scan_one(
         };
         entries.push(Entry { offset, ts, key });
         seqs.push(frame.seq);
-        if frame.batch_rest == 0 {
-            batch_end = batch_end.max(frame.seq);
-        }
         Ok(())
     })?;
     if s.header.datasource != ds.id() {
@@ -108,6 +128,7 @@ pub(super) fn scan_one(
         batch_end,
         compact: None,
         key_ids: Vec::new(),
+        ckpt_rows,
     })
 }
 
@@ -207,5 +228,6 @@ fn scan_compact(
         tail: None,
         compact: Some(Arc::new(c)),
         key_ids,
+        ckpt_rows: 0,
     })
 }

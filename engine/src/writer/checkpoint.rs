@@ -1,0 +1,137 @@
+//! The writer's side of hot-segment checkpoints (`index/checkpoint.rs`):
+//! after an fsync that succeeded, the records published since the last
+//! checkpoint become new chunks for the index thread to store. Chunks are
+//! only ever appended, so a checkpoint costs what was written since the
+//! last one, and a reopen after `kill -9` decodes only the records after it.
+
+use std::time::{Duration, Instant};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+
+use super::Writer;
+use crate::index::HotChunk;
+use crate::row::DataSource;
+use crate::segment::format::{read_frame, FrameRead, HEADER_LEN};
+use crate::segment::{Segment, SegmentId};
+
+/// How often the checkpoint is brought up to date (and at every clean stop).
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// Most records in one chunk (one index value of ~12 bytes per record).
+const CHUNK_ROWS: usize = 65_536;
+
+/// Per hot segment: how many of its records, and up to which offset, the
+/// index's chunks (stored or on their way) cover.
+pub(crate) struct Coverage {
+    pub covered: HashMap<(DataSource, SegmentId), (usize, u32)>,
+    pub last: Instant,
+}
+
+impl Coverage {
+    pub fn new(covered: HashMap<(DataSource, SegmentId), (usize, u32)>) -> Coverage {
+        Coverage {
+            covered,
+            last: Instant::now(),
+        }
+    }
+}
+
+impl Writer {
+    /// Queues chunks for every hot segment's records published since the
+    /// last checkpoint. Call only right after a successful `sync_all`:
+    /// every published record is then durable.
+    pub(super) fn checkpoint_hot(&mut self) {
+        self.coverage.last = Instant::now();
+        let watermark = self.next_seq - 1;
+        let st = self.shared.state.read();
+        let keys = self.shared.keys.read();
+        let mut seen = FxHashSet::default();
+        for (ds, table) in &st.tables {
+            if *ds == DataSource::Thresholds {
+                continue;
+            }
+            for seg in table.segments.values() {
+                if !seg.appendable || seg.compact.is_some() {
+                    continue;
+                }
+                seen.insert((*ds, seg.id));
+                let cov = self
+                    .coverage
+                    .covered
+                    .entry((*ds, seg.id))
+                    .or_insert((0, HEADER_LEN as u32));
+                let stale = match seg.entries.get(cov.0) {
+                    Some(e) => e.offset != cov.1,
+                    None => cov.0 > seg.entries.len(),
+                };
+                if stale {
+                    // Another file under the same id (a truncate or drop
+                    // came between): start its checkpoint over.
+                    *cov = (0, HEADER_LEN as u32);
+                }
+                while cov.0 < seg.entries.len() {
+                    let n = (seg.entries.len() - cov.0).min(CHUNK_ROWS);
+                    let name = |k: u32| {
+                        let (s, v) = keys.name(k);
+                        (s.to_string(), v.to_string())
+                    };
+                    let Some(chunk) = chunk_of(seg, *ds, cov.0..cov.0 + n, cov.1, watermark, name)
+                    else {
+                        break;
+                    };
+                    *cov = (cov.0 + n, chunk.end);
+                    self.pending.hot_chunks.push((ds.id(), seg.id, chunk));
+                }
+            }
+        }
+        self.coverage.covered.retain(|k, _| seen.contains(k));
+    }
+}
+
+/// The chunk of `seg`'s records `rows`, which start at offset `start`; `None`
+/// if they do not (then the segment's checkpoint stays where it was).
+fn chunk_of(
+    seg: &Segment,
+    ds: DataSource,
+    rows: std::ops::Range<usize>,
+    start: u32,
+    watermark: u64,
+    name: impl Fn(u32) -> (String, String),
+) -> Option<HotChunk> {
+    let part = &seg.entries[rows];
+    let (first, last) = (part.first()?, part.last()?);
+    let data = seg.map.committed();
+    let off = last.offset as usize;
+    let FrameRead::Frame(f) = read_frame(data, off) else {
+        return None;
+    };
+    if first.offset != start {
+        return None;
+    }
+    let mut keys = Vec::new();
+    let mut local: HashMap<u32, u32> = HashMap::default();
+    let entries = part
+        .iter()
+        .map(|e| {
+            let k = if ds == DataSource::SystemLogs {
+                *local.entry(e.key).or_insert_with(|| {
+                    keys.push(name(e.key));
+                    keys.len() as u32 - 1
+                })
+            } else {
+                0
+            };
+            (e.offset, e.ts, k)
+        })
+        .collect();
+    Some(HotChunk {
+        start,
+        end: (off + f.total_len()) as u32,
+        last_offset: last.offset,
+        last_seq: f.seq,
+        last_crc: u32::from_le_bytes(data[off + 4..off + 8].try_into().ok()?),
+        batch_end: watermark,
+        keys,
+        entries,
+    })
+}
