@@ -4,7 +4,7 @@
 //! caller that asked for durability (group commit), and hands index updates
 //! to the index thread.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,13 +22,14 @@ use crate::row::{decode_threshold, DataSource, ThresholdRow};
 use crate::segment::format::{encode_frame, Header, FRAME_HEADER_LEN, HEADER_LEN, KIND_HOT};
 use crate::segment::mmap::SegmentMap;
 use crate::segment::writer::OpenSegment;
-use crate::segment::{Entry, Segment, SegmentId};
-use crate::state::State;
+use crate::segment::{Entry, SegmentId};
 
 mod checkpoint;
+mod edit;
 pub(crate) mod maintenance;
 
 pub(crate) use checkpoint::Coverage;
+use edit::Edit;
 
 /// Pause of the index thread before applying an update.
 const INDEX_PAUSE: Duration = Duration::from_millis(50);
@@ -410,74 +411,8 @@ impl Writer {
 
     /// Makes a group of written batches visible, all under one write lock.
     fn publish(&mut self, written: &[(Written, Durability, Reply<AppendReceipt>)]) {
-        let shared = self.shared.clone();
-        let mut touched_segs: FxHashSet<(DataSource, SegmentId)> = FxHashSet::default();
-        let now = Instant::now();
-        let mut hour_writes = shared.hour_writes.lock();
-        let mut guard = shared.state.write();
-        let State {
-            tables,
-            log_stats,
-            thresholds,
-        } = &mut *guard;
-        for (w, _, _) in written {
-            // Rows of one segment are contiguous: handle them as runs.
-            for run in w.rows.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
-                let (ds, id) = (run[0].0, run[0].1);
-                let (path, map, end) = w.file_of(ds, id);
-                let table = tables.get_mut(&ds).expect("every data source has a table");
-                let seg = table.segments.entry(id).or_insert_with(|| Segment {
-                    id,
-                    path: path.clone(),
-                    map: map.clone(),
-                    entries: Vec::new(),
-                    appendable: true,
-                    compact: None,
-                    key_ids: Vec::new(),
-                });
-                seg.map = map.clone();
-                seg.entries.extend(run.iter().map(|r| r.2));
-                table.rows += run.len() as u64;
-                if touched_segs.insert((ds, id)) {
-                    hour_writes.insert((ds, id.hour), now);
-                }
-                let meta = self.metas.entry((ds, id)).or_insert_with(|| SegmentMeta {
-                    min_ts: u32::MAX,
-                    min_seq: u64::MAX,
-                    ..Default::default()
-                });
-                meta.rows += run.len() as u64;
-                meta.bytes = end as u64;
-                for (_, _, e, seq) in run {
-                    meta.min_ts = meta.min_ts.min(e.ts);
-                    meta.max_ts = meta.max_ts.max(e.ts);
-                    meta.min_seq = meta.min_seq.min(*seq);
-                    meta.max_seq = meta.max_seq.max(*seq);
-                    if ds == DataSource::SystemLogs {
-                        log_stats.add(e.ts, e.key);
-                    }
-                }
-            }
-            for (t, seq) in &w.thresholds {
-                // The index stores the last row it is given per key: give
-                // it only rows that are in force.
-                if thresholds.apply(t.clone(), *seq) {
-                    self.pending.thresholds.push((t.clone(), *seq));
-                }
-            }
-        }
-        drop(guard);
-        drop(hour_writes);
-        for k in touched_segs {
-            self.pending
-                .segments
-                .insert((k.0.id(), k.1), self.metas[&k].clone());
-        }
-        self.pending.watermark = self.next_seq - 1;
-        shared
-            .counters
-            .last_seq
-            .store(self.next_seq - 1, std::sync::atomic::Ordering::Relaxed);
+        let batches: Vec<&Written> = written.iter().map(|w| &w.0).collect();
+        self.apply(Edit::Publish(&batches));
     }
 
     /// fsyncs every segment with un-synced commits. A failure poisons the
@@ -530,31 +465,13 @@ impl Writer {
     fn truncate(&mut self, ds: DataSource) -> Result<()> {
         self.sync_all()?;
         self.open.retain(|(d, _), _| *d != ds);
-        let (dir, segs) = {
-            let mut st = self.shared.state.write();
-            let table = st.table_mut(ds);
-            table.rows = 0;
-            let segs = std::mem::take(&mut table.segments);
-            let dir = table.dir.clone();
-            match ds {
-                DataSource::SystemLogs => st.log_stats.clear(),
-                DataSource::Thresholds => st.thresholds.clear(),
-                _ => {}
-            }
-            (dir, segs)
-        };
+        let dir = self.shared.state.read().table(ds).dir.clone();
+        let removed = self.apply(Edit::Truncate { ds });
         write_seq_floor(&self.shared.config.data_dir, self.next_seq - 1)?;
-        for seg in segs.values() {
-            std::fs::remove_file(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
-            self.pending.dropped_segments.push((ds.id(), seg.id));
+        for r in &removed {
+            std::fs::remove_file(&r.path).map_err(|e| Error::io(&r.path, e))?;
         }
         fsync_dir(&dir)?;
-        self.metas.retain(|(d, _), _| *d != ds);
-        self.pending.segments.retain(|(d, _), _| *d != ds.id());
-        if ds == DataSource::Thresholds {
-            self.pending.thresholds.clear();
-            self.pending.clear_thresholds = true;
-        }
         self.flush_index();
         Ok(())
     }

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::edit::Edit;
 use super::{Reply, Writer, WriterMsg};
 use crate::durability::{remove_durable, rename_durable};
 use crate::error::{Error, Result};
-use crate::recovery::{load_compact_segment, segment_meta, write_seq_floor};
+use crate::recovery::{load_compact_segment, write_seq_floor};
 use crate::row::DataSource;
 use crate::segment::SegmentId;
 
@@ -77,7 +78,7 @@ impl Writer {
     /// are unlinked and the directory fsynced.
     fn install_compact(&mut self, job: Install) -> Result<()> {
         self.sync_all()?;
-        let (dir, old) = {
+        let dir = {
             let st = self.shared.state.read();
             let table = st.table(job.ds);
             let mut cur: Vec<(SegmentId, usize)> = table
@@ -92,8 +93,7 @@ impl Writer {
                     job.ds.name()
                 )));
             }
-            let old: Vec<PathBuf> = table.hour(job.hour).map(|s| s.path.clone()).collect();
-            (table.dir.clone(), old)
+            table.dir.clone()
         };
         self.open.remove(&(job.ds, job.hour));
         let path = job.id.path_in(&dir);
@@ -107,22 +107,16 @@ impl Writer {
             let mut keys = self.shared.keys.write();
             load_compact_segment(job.ds, &path, &mut keys, &self.shared.cache)?
         };
-        let meta = segment_meta(&seg);
-        {
-            let mut st = self.shared.state.write();
-            let table = st.table_mut(job.ds);
-            for (id, _) in &job.inputs {
-                table.segments.remove(id);
-            }
-            table.segments.insert(job.id, seg);
-        }
-        for (id, _) in &job.inputs {
-            self.metas.remove(&(job.ds, *id));
-            self.pending.segments.remove(&(job.ds.id(), *id));
-            self.pending.dropped_segments.push((job.ds.id(), *id));
-        }
-        self.metas.insert((job.ds, job.id), meta.clone());
-        self.pending.segments.insert((job.ds.id(), job.id), meta);
+        let inputs: Vec<SegmentId> = job.inputs.iter().map(|(id, _)| *id).collect();
+        let old: Vec<PathBuf> = self
+            .apply(Edit::ReplaceHour {
+                ds: job.ds,
+                inputs: &inputs,
+                output: seg,
+            })
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
         self.flush_index();
         remove_one_by_one(&dir, &old, job.step_pause)
     }
@@ -132,46 +126,15 @@ impl Writer {
     /// those would change which thresholds apply).
     fn drop_hours(&mut self, before_hour: u32) -> Result<Dropped> {
         self.sync_all()?;
+        let removed = self.apply(Edit::DropHours { before_hour });
         let mut dropped = Dropped::default();
         let mut files: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
-        {
-            let mut guard = self.shared.state.write();
-            let st = &mut *guard;
-            let in_force: Vec<u32> = st
-                .thresholds
-                .rows()
-                .map(|(r, _)| r.updated_at / 3600)
-                .collect();
-            for ds in DataSource::ALL {
-                let table = st.tables.get_mut(&ds).expect("table per data source");
-                let ids: Vec<SegmentId> = table
-                    .segments
-                    .keys()
-                    .filter(|id| id.hour < before_hour)
-                    .filter(|id| ds != DataSource::Thresholds || !in_force.contains(&id.hour))
-                    .copied()
-                    .collect();
-                let mut paths = Vec::new();
-                for id in ids {
-                    let seg = table.segments.remove(&id).expect("listed above");
-                    table.rows -= seg.rows();
-                    dropped.segments.push((ds, id, seg.rows(), seg.bytes()));
-                    paths.push(seg.path.clone());
-                    self.open.remove(&(ds, id.hour));
-                    self.metas.remove(&(ds, id));
-                    self.pending.segments.remove(&(ds.id(), id));
-                    self.pending.dropped_segments.push((ds.id(), id));
-                }
-                if !paths.is_empty() {
-                    files.push((table.dir.clone(), paths));
-                }
-            }
-            let hours: Vec<u32> = match before_hour.checked_sub(1) {
-                Some(last) => st.log_stats.hours_asc(0, last).map(|(h, _)| h).collect(),
-                None => Vec::new(),
-            };
-            for h in &hours {
-                st.log_stats.remove_hour(*h);
+        for r in removed {
+            dropped.segments.push((r.ds, r.id, r.rows, r.bytes));
+            let dir = r.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            match files.iter_mut().find(|(d, _)| *d == dir) {
+                Some((_, paths)) => paths.push(r.path),
+                None => files.push((dir, vec![r.path])),
             }
         }
         if dropped.segments.is_empty() {
