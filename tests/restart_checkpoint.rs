@@ -74,11 +74,11 @@ fn restarts_decode_only_what_the_checkpoint_does_not_cover() {
         d.log()
     );
 
-    // Without the index, the same rows decoded: the same answers.
+    // Without the checkpoint, the same rows decoded: the same answers.
     d.ingest("system_logs", &rows("c", 10), true);
     let with_checkpoint = answers(&d);
     d.stop();
-    std::fs::remove_dir_all(d.data_dir.join("index")).unwrap();
+    std::fs::remove_dir_all(d.data_dir.join("checkpoint")).unwrap();
     d.start_again();
     assert_eq!(recovery(&d), (0.0, 3410.0));
     assert_eq!(answers(&d), with_checkpoint);

@@ -145,21 +145,11 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let mut keys = Keys::default();
         let cache = BlockCache::new(config.block_cache_bytes as usize);
+        let rec = recover(dir, &mut keys, &cache)?;
         let index = open_index(&config)?;
-        let chunks = index.hot_chunks().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "hot-segment checkpoint unreadable; scanning every hot file");
-            Default::default()
-        });
-        let rec = recover(dir, &mut keys, &cache, &chunks)?;
-        drop(chunks);
         let watermark = rec.next_seq - 1;
-        let rebuilt = reconcile_index(&index, expected_index(&rec.state, watermark))?;
-        // A rebuilt index holds no chunk: the next checkpoint covers all.
-        let coverage = Coverage::new(if rebuilt {
-            Default::default()
-        } else {
-            rec.checkpointed.into_iter().collect()
-        });
+        reconcile_index(&index, expected_index(&rec.state, watermark))?;
+        let coverage = Coverage::new(rec.checkpointed.into_iter().collect());
         let metas: rustc_hash::FxHashMap<_, _> = rec
             .state
             .tables

@@ -472,6 +472,7 @@ impl Writer {
             std::fs::remove_file(&r.path).map_err(|e| Error::io(&r.path, e))?;
         }
         fsync_dir(&dir)?;
+        self.forget_checkpoints(&removed);
         self.flush_index();
         Ok(())
     }

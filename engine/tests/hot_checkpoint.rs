@@ -1,5 +1,4 @@
-//! The restart checkpoint of hot segments (the `h` chunks of the sled
-//! index): after a clean stop a reopen takes every hot record's entry from
+//! The restart checkpoint of hot segments (`<data_dir>/checkpoint/`): after a clean stop a reopen takes every hot record's entry from
 //! it instead of decoding the record, with answers identical to a full
 //! decode; records written after the last checkpoint are decoded; a
 //! checkpoint that disagrees with the files is ignored; damage in
@@ -27,8 +26,8 @@ fn recovery(e: &Engine) -> (u64, u64) {
     (s.recovery_rows_checkpoint, s.recovery_rows_scanned)
 }
 
-fn index_dir(dir: &Path) -> std::path::PathBuf {
-    dir.join("index")
+fn checkpoint_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("checkpoint")
 }
 
 #[test]
@@ -56,8 +55,8 @@ fn a_clean_stop_reopens_from_the_checkpoint_with_the_same_answers() {
     e.close().unwrap();
     drop(e);
 
-    // The same data dir with no index: every record decoded.
-    fs::remove_dir_all(index_dir(dir)).unwrap();
+    // The same data dir with no checkpoint: every record decoded.
+    fs::remove_dir_all(checkpoint_dir(dir)).unwrap();
     let e = open(dir);
     assert_eq!(recovery(&e), (0, 5001));
     assert_eq!(answers(&e, BASE, 3), from_checkpoint);
@@ -72,9 +71,9 @@ fn records_written_after_the_last_checkpoint_are_decoded() {
     e.append(&rows_of("a", 2000), Durability::Synced).unwrap();
     e.close().unwrap();
     drop(e);
-    // The index as it was then: a checkpoint of the first 2,000 records.
-    let old_index = tempfile::tempdir().unwrap();
-    copy_dir(&index_dir(dir), old_index.path());
+    // The checkpoint as it was then: the first 2,000 records.
+    let old_checkpoint = tempfile::tempdir().unwrap();
+    copy_dir(&checkpoint_dir(dir), old_checkpoint.path());
 
     let e = open(dir);
     e.append(&batch("b", 700, BASE + 60, 3), Durability::Synced)
@@ -83,8 +82,8 @@ fn records_written_after_the_last_checkpoint_are_decoded() {
     e.close().unwrap();
     drop(e);
     // As after a kill -9 that came before the next checkpoint.
-    fs::remove_dir_all(index_dir(dir)).unwrap();
-    copy_dir(old_index.path(), &index_dir(dir));
+    fs::remove_dir_all(checkpoint_dir(dir)).unwrap();
+    copy_dir(old_checkpoint.path(), &checkpoint_dir(dir));
 
     let e = open(dir);
     assert_eq!(recovery(&e), (2000, 701));
@@ -92,7 +91,7 @@ fn records_written_after_the_last_checkpoint_are_decoded() {
     assert_counts_recount(&e, dir);
     e.close().unwrap();
     drop(e);
-    // The index was rebuilt (it lagged); the clean stop checkpointed all.
+    // The clean stop checkpointed the rest.
     let e = open(dir);
     assert_eq!(recovery(&e), (2700, 1));
     assert_eq!(answers(&e, BASE, 3), expected);
@@ -113,7 +112,7 @@ fn a_checkpoint_of_other_files_is_ignored() {
         e.close().unwrap();
         s
     };
-    // a's index (checkpoint of a's files) with b's files of the same names.
+    // a's checkpoint (of a's files) with b's files of the same names.
     let logs = a.path().join(DataSource::SystemLogs.name());
     for f in seg_files(b.path(), DataSource::SystemLogs) {
         fs::copy(&f, logs.join(f.file_name().unwrap())).unwrap();

@@ -19,14 +19,14 @@ fn a_locked_data_dir_is_refused_and_left_alone() {
         100,
     );
     held.sync().unwrap();
-    // The holder's own index thread may still write its sled files (derived
-    // state) while the tools run: what the tools must not touch is
-    // everything else.
+    // The holder's own index thread may still write its sled files, and its
+    // writer its checkpoint files (derived state), while the tools run: what
+    // the tools must not touch is everything else.
     let tools_view = |dir: &std::path::Path| -> Vec<_> {
-        let index = dir.join("index");
+        let (index, checkpoint) = (dir.join("index"), dir.join("checkpoint"));
         tree(dir)
             .into_iter()
-            .filter(|(p, _)| !p.starts_with(&index))
+            .filter(|(p, _)| !p.starts_with(&index) && !p.starts_with(&checkpoint))
             .collect()
     };
     let before = tools_view(&dir);

@@ -7,15 +7,12 @@
 //! |---|---|
 //! | `t` service_len:u32be service severity | bincode (ThresholdRow, seq:u64) |
 //! | `s` datasource:u8 hour:u32be file_no:u32be | bincode SegmentMeta |
-//! | `h` datasource:u8 hour:u32be file_no:u32be start:u32be | bincode [`HotChunk`]: a hot file's records from `start` (see `checkpoint.rs`) |
 //! | `w` | watermark: last seq applied, u64le |
 //! | `v` | index layout version, u32le |
 //!
 //! Per-minute counts are not here: those of hot hours are counted from the
 //! hot segments' rows at open, those of compacted hours are read from the
 //! compact files' counts sections; neither costs a sled value per key.
-
-mod checkpoint;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::row::ThresholdRow;
 use crate::segment::SegmentId;
-pub use checkpoint::{HotChunk, HotChunks};
 
 /// Version of the key layout above (1 kept per-minute counts under `m`; an
 /// index of another version is rebuilt from the segments).
@@ -50,8 +46,6 @@ pub struct IndexUpdate {
     pub segments: HashMap<(u8, SegmentId), SegmentMeta>,
     pub dropped_segments: Vec<(u8, SegmentId)>,
     pub clear_thresholds: bool,
-    /// Hot-segment checkpoint chunks to store.
-    pub hot_chunks: Vec<(u8, SegmentId, HotChunk)>,
     pub watermark: u64,
 }
 
@@ -60,7 +54,6 @@ impl IndexUpdate {
         self.thresholds.is_empty()
             && self.segments.is_empty()
             && self.dropped_segments.is_empty()
-            && self.hot_chunks.is_empty()
             && !self.clear_thresholds
     }
 
@@ -73,9 +66,7 @@ impl IndexUpdate {
         self.thresholds.extend(newer.thresholds);
         for d in &newer.dropped_segments {
             self.segments.remove(d);
-            self.hot_chunks.retain(|(ds, id, _)| (*ds, *id) != *d);
         }
-        self.hot_chunks.extend(newer.hot_chunks);
         self.segments.extend(newer.segments);
         self.dropped_segments.extend(newer.dropped_segments);
         self.watermark = self.watermark.max(newer.watermark);
@@ -144,24 +135,8 @@ impl Index {
             let v = bincode::serialize(&(row, seq)).expect("serialize threshold");
             b.insert(threshold_key(&row.service, &row.severity), v);
         }
-        for (ds, id, chunk) in &u.hot_chunks {
-            // A segment this update also drops keeps no chunk.
-            if !u.dropped_segments.contains(&(*ds, *id)) {
-                b.insert(
-                    checkpoint::chunk_key(*ds, *id, chunk.start),
-                    bincode::serialize(chunk).expect("serialize chunk"),
-                );
-            }
-        }
         for (ds, id) in &u.dropped_segments {
             b.remove(segment_key(*ds, *id));
-            for k in self
-                .db
-                .scan_prefix(checkpoint::segment_prefix(*ds, *id))
-                .keys()
-            {
-                b.remove(k.map_err(ierr)?);
-            }
         }
         for ((ds, id), meta) in &u.segments {
             b.insert(
@@ -209,22 +184,6 @@ impl Index {
             };
             let meta = bincode::deserialize(&v).map_err(|e| Error::Index(e.to_string()))?;
             out.insert((k[1], id), meta);
-        }
-        Ok(out)
-    }
-
-    /// Every hot-segment checkpoint chunk, by segment, in file order. A
-    /// chunk that does not decode is left out (its file is then scanned).
-    pub fn hot_chunks(&self) -> Result<HotChunks> {
-        let mut out = HotChunks::new();
-        for kv in self.db.scan_prefix(b"h") {
-            let (k, v) = kv.map_err(ierr)?;
-            let Some(seg) = checkpoint::parse_chunk_key(&k) else {
-                continue;
-            };
-            if let Ok(chunk) = bincode::deserialize::<HotChunk>(&v) {
-                out.entry(seg).or_default().push(chunk);
-            }
         }
         Ok(out)
     }

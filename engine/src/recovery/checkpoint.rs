@@ -1,5 +1,5 @@
 //! Reading a hot file's records from its checkpoint chunks (see
-//! `index/checkpoint.rs`) instead of decoding them: only after checking the
+//! `segment/checkpoint.rs`) instead of decoding them: only after checking the
 //! chunks against the file itself. The file's frames are still walked and
 //! their checksums checked (damage is found at open, by file and offset, as
 //! without a checkpoint); what the checkpoint saves is decoding each
@@ -10,9 +10,9 @@ use std::path::Path;
 
 use tracing::info;
 
-use crate::index::HotChunk;
 use crate::keys::Keys;
 use crate::row::DataSource;
+use crate::segment::checkpoint::HotChunk;
 use crate::segment::format::{read_frame, FrameRead, HEADER_LEN};
 use crate::segment::mmap::ReadMap;
 use crate::segment::Entry;

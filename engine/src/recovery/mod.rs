@@ -17,13 +17,12 @@ use tracing::warn;
 
 use crate::durability::rewrite_atomic;
 use crate::error::{Error, Result};
-use crate::index::HotChunks;
 use crate::keys::Keys;
 use crate::row::{DataSource, ThresholdRow};
 use crate::segment::compact::{BlockCache, CompactSegment};
 use crate::segment::format::{Header, KIND_HOT};
 use crate::segment::mmap::SegmentMap;
-use crate::segment::{Entry, Segment, SegmentId};
+use crate::segment::{self, Entry, Segment, SegmentId};
 use crate::state::{State, Table};
 use crate::stats::LogStats;
 use crate::thresholds::Thresholds;
@@ -85,16 +84,10 @@ pub fn write_seq_floor(data_dir: &Path, seq: u64) -> Result<()> {
 
 /// Scans the data dir and returns the state to serve from.
 ///
-/// `chunks` are the index's hot-segment checkpoints: the records of a hot
-/// file that its chunks describe, when they agree with it, take their
-/// entries from there instead of being decoded (every frame's checksum is
-/// still checked); empty: every record is decoded.
-pub fn recover(
-    data_dir: &Path,
-    keys: &mut Keys,
-    cache: &Arc<BlockCache>,
-    chunks: &HotChunks,
-) -> Result<Recovered> {
+/// The records of a hot file that its checkpoint file describes, when it
+/// agrees with the file, take their entries from there instead of being
+/// decoded (every frame's checksum is still checked).
+pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Result<Recovered> {
     let mut found = Vec::new();
     for ds in DataSource::ALL {
         let dir = data_dir.join(ds.name());
@@ -110,9 +103,14 @@ pub fn recover(
                 continue;
             }
             restore_zero_header(ds, &path)?;
-            let mine = files::segment_id_of(&path)
-                .and_then(|(hour, file_no)| chunks.get(&(ds.id(), SegmentId { hour, file_no })));
-            found.push(scan_one(ds, &path, keys, cache, mine.map(|c| &c[..]))?);
+            let chunks = match files::segment_id_of(&path) {
+                Some((hour, file_no)) if ds != DataSource::Thresholds => {
+                    let id = SegmentId { hour, file_no };
+                    segment::checkpoint::read(&segment::checkpoint::path_of(data_dir, ds, id))
+                }
+                _ => Vec::new(),
+            };
+            found.push(scan_one(ds, &path, keys, cache, &chunks)?);
         }
     }
     let floor = read_seq_floor(data_dir);
@@ -188,6 +186,16 @@ pub fn recover(
         };
         table.rows += seg.rows();
         table.segments.insert(f.id, seg);
+    }
+    // Checkpoint files of segments that are gone or compacted.
+    for (ds, t) in &tables {
+        let hot: Vec<SegmentId> = t
+            .segments
+            .values()
+            .filter(|s| s.compact.is_none())
+            .map(|s| s.id)
+            .collect();
+        segment::checkpoint::remove_others(data_dir, *ds, &hot);
     }
     let state = State {
         tables,

@@ -8,9 +8,9 @@ use super::checkpoint;
 use super::records::scan;
 use super::{map_file, Found};
 use crate::error::{Error, Result};
-use crate::index::HotChunk;
 use crate::keys::Keys;
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource};
+use crate::segment::checkpoint::HotChunk;
 use crate::segment::compact::{peek_info, BlockCache, CompactSegment};
 use crate::segment::format::Header;
 use crate::segment::{Entry, Segment, SegmentId};
@@ -52,15 +52,16 @@ pub(super) fn scan_one(
     path: &Path,
     keys: &mut Keys,
     cache: &Arc<BlockCache>,
-    chunks: Option<&[HotChunk]>,
+    chunks: &[HotChunk],
 ) -> Result<Found> {
     if let Some((header, _)) = peek_info(path)? {
         return scan_compact(ds, path, header, keys, cache);
     }
-    let known = chunks
-        .filter(|_| ds != DataSource::Thresholds)
-        .and_then(|c| checkpoint::load(ds, path, c, keys))
-        .unwrap_or_default();
+    let known = if chunks.is_empty() || ds == DataSource::Thresholds {
+        Vec::new()
+    } else {
+        checkpoint::load(ds, path, chunks, keys).unwrap_or_default()
+    };
     let mut ckpt_rows = 0;
     let mut entries = Vec::with_capacity(known.len());
     let mut seqs = Vec::with_capacity(known.len());

@@ -1,6 +1,7 @@
 //! Segment files: one or more per (data source, UTC hour), written through
 //! shared memory maps.
 
+pub mod checkpoint;
 pub mod compact;
 pub mod format;
 pub mod mmap;

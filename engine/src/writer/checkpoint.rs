@@ -1,23 +1,25 @@
-//! The writer's side of hot-segment checkpoints (`index/checkpoint.rs`):
+//! The writer's side of hot-segment checkpoints (`segment/checkpoint.rs`):
 //! after an fsync that succeeded, the records published since the last
-//! checkpoint become new chunks for the index thread to store. Chunks are
-//! only ever appended, so a checkpoint costs what was written since the
-//! last one, and a reopen after `kill -9` decodes only the records after it.
+//! checkpoint are appended to their segments' checkpoint files as new
+//! chunks. A checkpoint costs what was written since the last one, and a
+//! reopen after `kill -9` decodes only the records after it.
 
 use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+use tracing::warn;
 
+use super::edit::Removed;
 use super::Writer;
-use crate::index::HotChunk;
 use crate::row::DataSource;
+use crate::segment::checkpoint::{self, HotChunk};
 use crate::segment::format::{read_frame, FrameRead, HEADER_LEN};
 use crate::segment::{Segment, SegmentId};
 
 /// How often the checkpoint is brought up to date (and at every clean stop).
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
-/// Most records in one chunk (one index value of ~12 bytes per record).
+/// Most records in one chunk (~12 bytes per record).
 const CHUNK_ROWS: usize = 65_536;
 
 /// Per hot segment: how many of its records, and up to which offset, the
@@ -42,7 +44,7 @@ impl Writer {
     /// every published record is then durable.
     pub(super) fn checkpoint_hot(&mut self) {
         self.coverage.last = Instant::now();
-        let watermark = self.next_seq - 1;
+        let mut files: Vec<(DataSource, SegmentId, bool, Vec<HotChunk>)> = Vec::new();
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         let mut seen = FxHashSet::default();
@@ -69,22 +71,49 @@ impl Writer {
                     // came between): start its checkpoint over.
                     *cov = (0, HEADER_LEN as u32);
                 }
+                let fresh = cov.0 == 0;
+                let mut chunks = Vec::new();
                 while cov.0 < seg.entries.len() {
                     let n = (seg.entries.len() - cov.0).min(CHUNK_ROWS);
                     let name = |k: u32| {
                         let (s, v) = keys.name(k);
                         (s.to_string(), v.to_string())
                     };
-                    let Some(chunk) = chunk_of(seg, *ds, cov.0..cov.0 + n, cov.1, watermark, name)
-                    else {
+                    let Some(chunk) = chunk_of(seg, *ds, cov.0..cov.0 + n, cov.1, name) else {
                         break;
                     };
                     *cov = (cov.0 + n, chunk.end);
-                    self.pending.hot_chunks.push((ds.id(), seg.id, chunk));
+                    chunks.push(chunk);
+                }
+                if !chunks.is_empty() {
+                    files.push((*ds, seg.id, fresh, chunks));
                 }
             }
         }
+        drop((st, keys));
         self.coverage.covered.retain(|k, _| seen.contains(k));
+        let dir = &self.shared.config.data_dir;
+        for (ds, id, fresh, chunks) in files {
+            let path = checkpoint::path_of(dir, ds, id);
+            if let Err(e) = checkpoint::append(&path, &chunks, fresh) {
+                // Not a fault of the data: that segment is decoded at open.
+                warn!(error = %e, file = %path.display(), "could not write a checkpoint file");
+                checkpoint::remove(dir, ds, id);
+                self.coverage.covered.remove(&(ds, id));
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Removes the checkpoint files of segments an edit removed (after their
+    /// segment files: a crash between leaves a file that the next open
+    /// removes).
+    pub(super) fn forget_checkpoints(&mut self, removed: &[Removed]) {
+        for r in removed {
+            checkpoint::remove(&self.shared.config.data_dir, r.ds, r.id);
+            self.coverage.covered.remove(&(r.ds, r.id));
+        }
     }
 }
 
@@ -95,7 +124,6 @@ fn chunk_of(
     ds: DataSource,
     rows: std::ops::Range<usize>,
     start: u32,
-    watermark: u64,
     name: impl Fn(u32) -> (String, String),
 ) -> Option<HotChunk> {
     let part = &seg.entries[rows];
@@ -130,7 +158,6 @@ fn chunk_of(
         last_offset: last.offset,
         last_seq: f.seq,
         last_crc: u32::from_le_bytes(data[off + 4..off + 8].try_into().ok()?),
-        batch_end: watermark,
         keys,
         entries,
     })

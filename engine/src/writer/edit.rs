@@ -39,6 +39,7 @@ pub(crate) enum Edit<'a> {
 }
 
 /// A segment an edit took out of the state.
+#[derive(Clone)]
 pub(crate) struct Removed {
     pub ds: DataSource,
     pub id: SegmentId,

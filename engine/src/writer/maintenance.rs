@@ -108,17 +108,16 @@ impl Writer {
             load_compact_segment(job.ds, &path, &mut keys, &self.shared.cache)?
         };
         let inputs: Vec<SegmentId> = job.inputs.iter().map(|(id, _)| *id).collect();
-        let old: Vec<PathBuf> = self
-            .apply(Edit::ReplaceHour {
-                ds: job.ds,
-                inputs: &inputs,
-                output: seg,
-            })
-            .into_iter()
-            .map(|r| r.path)
-            .collect();
+        let removed = self.apply(Edit::ReplaceHour {
+            ds: job.ds,
+            inputs: &inputs,
+            output: seg,
+        });
+        let old: Vec<PathBuf> = removed.iter().map(|r| r.path.clone()).collect();
         self.flush_index();
-        remove_one_by_one(&dir, &old, job.step_pause)
+        remove_one_by_one(&dir, &old, job.step_pause)?;
+        self.forget_checkpoints(&removed);
+        Ok(())
     }
 
     /// Removes every segment of an hour before `before_hour`, except the
@@ -129,7 +128,7 @@ impl Writer {
         let removed = self.apply(Edit::DropHours { before_hour });
         let mut dropped = Dropped::default();
         let mut files: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
-        for r in removed {
+        for r in removed.iter().cloned() {
             dropped.segments.push((r.ds, r.id, r.rows, r.bytes));
             let dir = r.path.parent().unwrap_or(Path::new(".")).to_path_buf();
             match files.iter_mut().find(|(d, _)| *d == dir) {
@@ -146,6 +145,7 @@ impl Writer {
         for (dir, paths) in files {
             remove_durable(&dir, &paths)?;
         }
+        self.forget_checkpoints(&removed);
         Ok(dropped)
     }
 }
