@@ -9,8 +9,8 @@
 //! `LPHC` and version u16le (1) and two zero bytes, then chunk records, each
 //! `len:u32le crc32:u32le` and `len` bytes of bincode [`HotChunk`]. A chunk
 //! covers a contiguous run of the segment's frames and is appended only
-//! after those frames were fsynced. Reading stops at the first record that
-//! does not check (a torn append).
+//! after those frames were fsynced. A file with a record that does not
+//! check (a torn append) is ignored whole.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -79,8 +79,10 @@ pub fn append(path: &Path, chunks: &[HotChunk], fresh: bool) -> std::io::Result<
     f.write_all(&out)
 }
 
-/// The chunks of a checkpoint file, up to the first that does not check;
-/// empty if the file is missing or its header is not this version's.
+/// The chunks of a checkpoint file; empty if the file is missing, its
+/// header is not this version's, or any record does not check (a torn
+/// append: the file is then ignored whole, and the writer's next checkpoint
+/// of the segment, finding nothing covered, rewrites it).
 pub fn read(path: &Path) -> Vec<HotChunk> {
     let Ok(data) = fs::read(path) else {
         return Vec::new();
@@ -90,18 +92,21 @@ pub fn read(path: &Path) -> Vec<HotChunk> {
     }
     let mut out = Vec::new();
     let mut at = HEADER.len();
-    while at + 8 <= data.len() {
-        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes"));
+    while at < data.len() {
+        let Some(head) = data.get(at..at + 8) else {
+            return Vec::new();
+        };
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
         let Some(body) = data.get(at + 8..at + 8 + len) else {
-            break;
+            return Vec::new();
         };
         if crc32fast::hash(body) != crc {
-            break;
+            return Vec::new();
         }
         match bincode::deserialize::<HotChunk>(body) {
             Ok(c) => out.push(c),
-            Err(_) => break,
+            Err(_) => return Vec::new(),
         }
         at += 8 + len;
     }
@@ -125,5 +130,61 @@ pub fn remove_others(data_dir: &Path, ds: DataSource, keep: &[SegmentId]) {
         if !keep.contains(&name) {
             let _ = fs::remove_file(ent.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(start: u32, n: u32) -> HotChunk {
+        HotChunk {
+            start,
+            end: start + 100 * n,
+            last_offset: start + 100 * (n - 1),
+            last_seq: 7,
+            last_crc: 9,
+            keys: vec![("api".into(), "ERROR".into())],
+            entries: (0..n).map(|i| (start + 100 * i, 1_000 + i, 0)).collect(),
+        }
+    }
+
+    #[test]
+    fn chunks_round_trip_and_a_torn_append_voids_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = SegmentId {
+            hour: 470_000,
+            file_no: 2,
+        };
+        let path = path_of(tmp.path(), DataSource::SystemLogs, id);
+        assert!(read(&path).is_empty(), "no file: no chunk");
+        let (a, b) = (chunk(64, 3), chunk(364, 2));
+        append(&path, std::slice::from_ref(&a), true).unwrap();
+        append(&path, std::slice::from_ref(&b), false).unwrap();
+        assert_eq!(read(&path), vec![a.clone(), b.clone()]);
+        // A fresh first chunk starts the file over.
+        append(&path, std::slice::from_ref(&a), true).unwrap();
+        assert_eq!(read(&path), vec![a.clone()]);
+        // Half a record at the end, or a flipped byte: ignored whole.
+        let whole = fs::read(&path).unwrap();
+        append(&path, std::slice::from_ref(&b), false).unwrap();
+        let longer = fs::read(&path).unwrap();
+        fs::write(&path, &longer[..longer.len() - 5]).unwrap();
+        assert!(read(&path).is_empty());
+        let mut flipped = whole.clone();
+        flipped[20] ^= 1;
+        fs::write(&path, flipped).unwrap();
+        assert!(read(&path).is_empty());
+        // Another version's file is not read.
+        let mut other = whole;
+        other[4] = 2;
+        fs::write(&path, other).unwrap();
+        assert!(read(&path).is_empty());
+        // Only the checkpoint files of kept segments stay.
+        append(&path, &[a], true).unwrap();
+        remove_others(tmp.path(), DataSource::SystemLogs, &[id]);
+        assert!(path.exists());
+        remove_others(tmp.path(), DataSource::SystemLogs, &[]);
+        assert!(!path.exists());
     }
 }

@@ -39,11 +39,20 @@ impl Coverage {
 }
 
 impl Writer {
-    /// Queues chunks for every hot segment's records published since the
-    /// last checkpoint. Call only right after a successful `sync_all`:
-    /// every published record is then durable.
+    /// Appends chunks of every hot segment's records published since the
+    /// last checkpoint to its checkpoint file. Call only right after a
+    /// successful `sync_all`: every published record is then durable. Skipped
+    /// while free space is under the floor (it is only a speed-up).
     pub(super) fn checkpoint_hot(&mut self) {
         self.coverage.last = Instant::now();
+        if self
+            .shared
+            .lifecycle
+            .low_disk
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         let mut files: Vec<(DataSource, SegmentId, bool, Vec<HotChunk>)> = Vec::new();
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
@@ -103,9 +112,7 @@ impl Writer {
             }
         }
     }
-}
 
-impl Writer {
     /// Removes the checkpoint files of segments an edit removed (after their
     /// segment files: a crash between leaves a file that the next open
     /// removes).
