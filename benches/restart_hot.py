@@ -26,6 +26,7 @@ KILL_ROWS = int(sys.argv[4]) if len(sys.argv) > 4 else 50_000
 TOKEN = "restart-hot-bench-token-0123456789"
 PORT = 7394
 DATA = tempfile.mkdtemp(prefix="lp-restart-hot-")
+LOG = DATA + ".log"
 
 
 def healthy():
@@ -40,13 +41,22 @@ def healthy():
 def start():
     env = dict(os.environ, LOGPULSE_ADMIN_TOKEN=TOKEN, LOGPULSE_COMPACTION_DELAY_SECS="0")
     t0 = time.monotonic()
+    log = open(LOG, "w")
     p = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{PORT}", "--data-dir", DATA],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         env=env, stdout=subprocess.DEVNULL, stderr=log)
     while not healthy():
         if p.poll() is not None:
             raise SystemExit("logpulsed exited")
         time.sleep(0.002)
     return p, (time.monotonic() - t0) * 1000
+
+
+def recovery_ms():
+    """elapsed_ms of the daemon's "recovered data dir" log line."""
+    for line in open(LOG):
+        if "recovered data dir" in line and "elapsed_ms=" in line:
+            return int(line.split("elapsed_ms=")[1].split()[0])
+    return None
 
 
 def metric(name):
@@ -76,22 +86,25 @@ def stop(p, sig=signal.SIGTERM):
 
 with open(NDJSON) as f:
     lines = [line for _, line in zip(range(ROWS + KILL_ROWS), f)]
+ROWS = min(ROWS, len(lines) - KILL_ROWS)
 p, _ = start()
 post(lines[:ROWS])
 stop(p)
 
 
 def case(label, before_each=None, runs=3):
-    times = []
+    times, opens = [], []
     for _ in range(runs):
         if before_each:
             before_each()
         p, ms = start()
         times.append(ms)
+        opens.append(recovery_ms())
         seen = (metric("logpulse_recovery_rows_from_checkpoint"), metric("logpulse_recovery_rows_scanned"))
         stop(p)
     print(f"{label}: healthy after {statistics.median(times):.0f} ms (median of {runs}: "
-          f"{', '.join(f'{t:.0f}' for t in times)}); from checkpoint {seen[0]}, decoded {seen[1]}")
+          f"{', '.join(f'{t:.0f}' for t in times)}); engine open {opens} ms; "
+          f"from checkpoint {seen[0]}, decoded {seen[1]}")
 
 
 case("after SIGTERM, checkpoint")
@@ -104,3 +117,4 @@ post(lines[ROWS:ROWS + KILL_ROWS])
 stop(p, signal.SIGKILL)
 case("after kill -9, rows since the checkpoint decoded", runs=1)
 shutil.rmtree(DATA)
+os.remove(LOG)
