@@ -467,7 +467,7 @@ impl LifecycleStats {
             ),
             m(
                 "logpulse_recovery_rows_from_checkpoint",
-                "Hot records the last open read from the checkpoint in the index.",
+                "Hot records the last open took from checkpoint files.",
                 false,
                 self.recovery_rows_checkpoint,
             ),

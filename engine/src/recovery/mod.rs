@@ -55,7 +55,7 @@ struct Found {
     compact: Option<Arc<CompactSegment>>,
     /// Compact `system_logs`: engine key id per dictionary entry.
     key_ids: Vec<u32>,
-    /// Leading entries taken from the index's checkpoint.
+    /// Leading entries taken from the segment's checkpoint file.
     ckpt_rows: usize,
 }
 
@@ -63,8 +63,8 @@ struct Found {
 pub struct Recovered {
     pub state: State,
     pub next_seq: u64,
-    /// Per hot segment read through the checkpoint: (rows, end offset) the
-    /// index's chunks cover.
+    /// Per hot segment read through its checkpoint file: (rows, end offset)
+    /// its chunks cover.
     pub checkpointed: HashMap<(DataSource, SegmentId), (usize, u32)>,
     /// Hot records read from checkpoint chunks, and decoded from files.
     pub rows_from_checkpoint: u64,

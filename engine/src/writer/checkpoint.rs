@@ -22,8 +22,8 @@ pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// Most records in one chunk (~12 bytes per record).
 const CHUNK_ROWS: usize = 65_536;
 
-/// Per hot segment: how many of its records, and up to which offset, the
-/// index's chunks (stored or on their way) cover.
+/// Per hot segment: how many of its records, and up to which offset, its
+/// checkpoint file's chunks cover.
 pub(crate) struct Coverage {
     pub covered: HashMap<(DataSource, SegmentId), (usize, u32)>,
     pub last: Instant,
