@@ -15,10 +15,11 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+import daemon
 
 BIN, NDJSON = sys.argv[1], sys.argv[2]
 ROWS = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
@@ -29,26 +30,8 @@ DATA = tempfile.mkdtemp(prefix="lp-restart-hot-")
 LOG = DATA + ".log"
 
 
-def healthy():
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
-        c.request("GET", "/v0/health")
-        return c.getresponse().status == 200
-    except OSError:
-        return False
-
-
 def start():
-    env = dict(os.environ, LOGPULSE_ADMIN_TOKEN=TOKEN, LOGPULSE_COMPACTION_DELAY_SECS="0")
-    t0 = time.monotonic()
-    log = open(LOG, "w")
-    p = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{PORT}", "--data-dir", DATA],
-                         env=env, stdout=subprocess.DEVNULL, stderr=log)
-    while not healthy():
-        if p.poll() is not None:
-            raise SystemExit("logpulsed exited")
-        time.sleep(0.002)
-    return p, (time.monotonic() - t0) * 1000
+    return daemon.start(BIN, PORT, DATA, TOKEN, 0, stderr=open(LOG, "w"))
 
 
 def recovery_ms():

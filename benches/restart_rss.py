@@ -14,13 +14,14 @@ import http.client
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench"))
 from workload import PIPES, param_sets  # noqa: E402
+
+import daemon  # noqa: E402
 
 BIN, DATA, META = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
 RUNS = int(sys.argv[4]) if len(sys.argv) > 4 else 200
@@ -35,25 +36,8 @@ def rss_anon_kib(pid):
     return -1
 
 
-def healthy():
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
-        c.request("GET", "/v0/health")
-        return c.getresponse().status == 200
-    except OSError:
-        return False
-
-
 def one_start(label):
-    env = dict(os.environ, LOGPULSE_ADMIN_TOKEN=TOKEN, LOGPULSE_COMPACTION_DELAY_SECS="1")
-    t0 = time.monotonic()
-    p = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{PORT}", "--data-dir", DATA],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not healthy():
-        if p.poll() is not None:
-            raise SystemExit("logpulsed exited")
-        time.sleep(0.005)
-    started = time.monotonic() - t0
+    p, started_ms = daemon.start(BIN, PORT, DATA, TOKEN, 1)
     rss_start = rss_anon_kib(p.pid)
     c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     for pipe in PIPES:
@@ -68,7 +52,7 @@ def one_start(label):
     p.send_signal(signal.SIGTERM)
     p.wait(60)
     stopped = time.monotonic() - t1
-    print(f"{label}: healthy after {started * 1000:.0f} ms; RssAnon {rss_start / 1024:.1f} MiB at start, "
+    print(f"{label}: healthy after {started_ms:.0f} ms; RssAnon {rss_start / 1024:.1f} MiB at start, "
           f"{rss_after / 1024:.1f} MiB after {RUNS} queries of each pipe; SIGTERM to exit {stopped * 1000:.0f} ms")
 
 
