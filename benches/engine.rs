@@ -26,6 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use logpulse_engine::row::Encode;
 use logpulse_engine::{
     AnomalyQuery, DataSource, Durability, Engine, EngineConfig, Error, LogFilter, LogRow, Row,
     ThresholdRow,

@@ -10,17 +10,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// How durable an append must be before it returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub enum Durability {
-    /// Visible to queries, in the page cache: survives a crash of the
-    /// process (the maps are shared), and a power cut once the next periodic
-    /// sync has run.
-    #[default]
-    Visible,
-    /// fsynced: survives a power cut.
-    Synced,
-}
+pub use logpulse_model::Durability;
 
 /// fsyncs a directory so that entries created or renamed in it are durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {

@@ -22,7 +22,7 @@ use crate::query::{
     LogFilter, RecentLogs,
 };
 use crate::recovery::{expected_index, reconcile_index, recover, segment_meta};
-use crate::row::{DataSource, Row, ThresholdRow};
+use crate::row::{DataSource, Encode, Row, ThresholdRow};
 use crate::segment::compact::BlockCache;
 use crate::segment::format::MAX_BODY_LEN;
 use crate::segment::{Entry, Segment};
@@ -112,7 +112,7 @@ impl Shared {
 
 /// Statistics of one data source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DataSourceStats {
+pub struct TableStats {
     pub rows: u64,
     pub bytes: u64,
     pub segments: u64,
@@ -390,10 +390,10 @@ impl Engine {
     }
 
     /// Row count and bytes of a data source.
-    pub fn datasource_stats(&self, ds: DataSource) -> DataSourceStats {
+    pub fn datasource_stats(&self, ds: DataSource) -> TableStats {
         let st = self.shared.state.read();
         let t = st.table(ds);
-        DataSourceStats {
+        TableStats {
             rows: t.rows,
             bytes: t.bytes(),
             segments: t.segments.len() as u64,

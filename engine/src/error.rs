@@ -67,3 +67,29 @@ impl Error {
         }
     }
 }
+
+/// What the server is told: whose fault it is, in the backend-neutral error.
+/// Faults of the store are logged here with their detail (file, offset).
+impl From<Error> for logpulse_model::Error {
+    fn from(e: Error) -> logpulse_model::Error {
+        use logpulse_model::Error as M;
+        match e {
+            Error::Busy => M::Busy("ingestion is behind; retry later".into()),
+            Error::DiskFull { .. } => M::Unavailable("disk full: rows were not stored".into()),
+            Error::LowDisk { .. } => M::Unavailable(e.to_string()),
+            Error::ShuttingDown => M::Unavailable("shutting down".into()),
+            Error::Poisoned(_) => {
+                tracing::error!(error = %e, "storage refuses writes after an i/o failure");
+                M::Unavailable(
+                    "storage stopped accepting writes after an i/o error; see the daemon log"
+                        .into(),
+                )
+            }
+            Error::Invalid(m) => M::Client(m),
+            other => {
+                tracing::error!(error = %other, "storage error");
+                M::Internal(format!("storage error: {other}"))
+            }
+        }
+    }
+}

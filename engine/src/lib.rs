@@ -14,7 +14,6 @@ pub mod durability;
 pub mod engine;
 pub mod error;
 pub mod index;
-pub mod ingest;
 pub mod keys;
 pub mod lifecycle;
 mod live;
@@ -27,12 +26,13 @@ pub mod segment;
 pub mod state;
 pub mod stats;
 pub mod thresholds;
-pub mod time;
+pub(crate) use logpulse_model::time;
+pub mod storage;
 pub(crate) mod writer;
 
 pub use config::{EngineConfig, LifecycleConfig};
 pub use durability::Durability;
-pub use engine::{DataSourceStats, Engine, EngineStats};
+pub use engine::{Engine, EngineStats, TableStats};
 pub use error::{Error, Result};
 pub use lifecycle::{BackendMetric, LifecycleStats};
 pub use query::{

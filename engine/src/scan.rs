@@ -23,44 +23,14 @@ use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::query::{KeyFilter, ReadStats};
 use crate::row::{decode_log, decode_quarantine, decode_threshold};
-use crate::row::{DataSource, LogRow, QuarantineRow, ThresholdRow};
+use crate::row::{DataSource, QuarantineRow, ThresholdRow};
 use crate::segment::compact::CompactSegment;
 use crate::segment::format::{read_frame, FrameRead, FRAME_HEADER_LEN, HEADER_LEN};
 use crate::segment::mmap::SegmentMap;
 use crate::segment::SegmentId;
 use crate::state::State;
 
-/// What a scan reads.
-#[derive(Clone, Debug)]
-pub struct ScanFilter {
-    pub ds: DataSource,
-    /// Partition time (seconds) range, `end` exclusive; `end` may be 2^32.
-    pub start: u64,
-    pub end: u64,
-    /// Only for `system_logs`; severity compared as given.
-    pub service: Option<String>,
-    pub severity: Option<String>,
-}
-
-impl ScanFilter {
-    /// Every row of `ds`.
-    pub fn all(ds: DataSource) -> ScanFilter {
-        ScanFilter {
-            ds,
-            start: 0,
-            end: 1 << 32,
-            service: None,
-            severity: None,
-        }
-    }
-}
-
-/// One batch of rows, borrowed for the duration of the callback.
-pub enum ScanBatch<'a> {
-    Logs(&'a [LogRow<'a>]),
-    Thresholds(&'a [ThresholdRow]),
-    Quarantine(&'a [QuarantineRow]),
-}
+pub use logpulse_model::scan::{ScanBatch, ScanFilter};
 
 /// A segment as the scan holds it.
 enum Part {
@@ -162,7 +132,7 @@ impl Scan {
                 let (path, map) = (path.clone(), map.clone());
                 let mut bodies = Vec::new();
                 let done = hot_bodies(&path, &map.committed()[..*end], at, want, &mut bodies)?;
-                self.stats.add(&bodies);
+                self.stats.add_bodies(&bodies);
                 deliver(&self.filter, &path, &bodies, f)?;
                 done
             }
@@ -181,7 +151,7 @@ impl Scan {
                 };
                 let done = compact_bodies(&seg, &pick, blocks, row, want, &mut bodies)?;
                 let slices: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-                self.stats.add(&slices);
+                self.stats.add_bodies(&slices);
                 deliver(&self.filter, seg.path(), &slices, f)?;
                 done
             }
@@ -190,13 +160,6 @@ impl Scan {
             self.parts.pop_front();
         }
         Ok(!self.parts.is_empty())
-    }
-}
-
-impl ReadStats {
-    fn add(&mut self, bodies: &[&[u8]]) {
-        self.rows_read += bodies.len() as u64;
-        self.bytes_read += bodies.iter().map(|b| b.len() as u64).sum::<u64>();
     }
 }
 

@@ -31,19 +31,13 @@ pub(crate) mod maintenance;
 pub(crate) use checkpoint::Coverage;
 use edit::Edit;
 
+pub use logpulse_model::AppendReceipt;
+
 /// Pause of the index thread before applying an update.
 const INDEX_PAUSE: Duration = Duration::from_millis(50);
 
 /// Close a segment's append handle after this long without writes.
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
-
-/// What an append returns: the seqs given to its rows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AppendReceipt {
-    pub rows: u64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-}
 
 /// One row ready to be framed: its encoded body is `buf[body]`.
 pub(crate) struct Prepared {

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use logpulse_engine::row::Encode;
 use logpulse_engine::segment::format::{encode_frame, Header, HEADER_LEN, KIND_HOT};
 use logpulse_engine::segment::SegmentId;
 use logpulse_engine::*;

@@ -17,10 +17,11 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use logpulse_engine::ingest::{parse_body, parse_log, Import, ROW_BYTES_MAX};
+use logpulse_engine::row::Encode;
 use logpulse_engine::segment::format::MAX_BODY_LEN;
-use logpulse_engine::time::{parse_datetime, MAX_TIMESTAMP};
 use logpulse_engine::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
+use logpulse_model::ingest::{parse_body, parse_log, Import, ROW_BYTES_MAX};
+use logpulse_model::time::{parse_datetime, MAX_TIMESTAMP};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::value::RawValue;

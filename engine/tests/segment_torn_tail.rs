@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
+use logpulse_engine::row::Encode;
 use logpulse_engine::segment::format::{encode_frame, Header, HEADER_LEN, KIND_HOT};
 use logpulse_engine::segment::SegmentId;
 use logpulse_engine::*;

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::routes::{
     alerts, catalog, datasources, events, import, ops, pipes, shippers, sql, tail, tokens, ui,
 };
-use crate::storage::Storage;
+use logpulse_model::Storage;
 
 pub struct AppInner {
     pub storage: Arc<dyn Storage>,

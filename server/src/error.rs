@@ -2,7 +2,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::Error as EngineError;
+use logpulse_model::Error as StorageError;
 
 /// Seconds a client is told to wait when the writer is behind.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -48,27 +48,13 @@ impl ApiError {
     }
 }
 
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> ApiError {
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> ApiError {
         match e {
-            EngineError::Busy => ApiError::RateLimited("ingestion is behind; retry later".into()),
-            EngineError::DiskFull { .. } => {
-                ApiError::Unavailable("disk full: rows were not stored".into())
-            }
-            EngineError::LowDisk { .. } => ApiError::Unavailable(e.to_string()),
-            EngineError::ShuttingDown => ApiError::Unavailable("shutting down".into()),
-            EngineError::Poisoned(_) => {
-                tracing::error!(error = %e, "storage refuses writes after an i/o failure");
-                ApiError::Unavailable(
-                    "storage stopped accepting writes after an i/o error; see the daemon log"
-                        .into(),
-                )
-            }
-            EngineError::Invalid(m) => ApiError::BadRequest(m),
-            other => {
-                tracing::error!(error = %other, "storage error");
-                ApiError::Internal(format!("storage error: {other}"))
-            }
+            StorageError::Client(m) => ApiError::BadRequest(m),
+            StorageError::Busy(m) => ApiError::RateLimited(m),
+            StorageError::Unavailable(m) => ApiError::Unavailable(m),
+            StorageError::Internal(m) => ApiError::Internal(m),
         }
     }
 }

@@ -13,7 +13,6 @@ pub mod render;
 pub mod routes;
 pub mod serve;
 pub mod sql;
-pub mod storage;
 pub mod syslog;
 pub mod tail;
 pub mod tls;
@@ -28,7 +27,7 @@ use tracing::{error, info};
 use crate::app::{AppInner, AppState};
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::storage::Storage;
+use logpulse_model::Storage;
 
 /// Opens storage, binds, serves until SIGTERM/SIGINT, then drains and syncs.
 pub async fn run(config: Config) -> anyhow::Result<()> {

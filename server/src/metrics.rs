@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::storage::Storage;
-use logpulse_engine::DataSource;
+use logpulse_model::DataSource;
+use logpulse_model::Storage;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -69,29 +69,6 @@ impl Metrics {
             "Event requests refused (429/503).",
             self.ingest_rejected.load(Ordering::Relaxed),
         );
-        let s = storage.stats();
-        let g = |o: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        g(&mut out, "logpulse_segments", "Segment files.", s.segments);
-        g(
-            &mut out,
-            "logpulse_segment_bytes",
-            "Committed bytes in segment files.",
-            s.segment_bytes,
-        );
-        g(
-            &mut out,
-            "logpulse_last_seq",
-            "Seq of the last row written.",
-            s.last_seq,
-        );
-        g(
-            &mut out,
-            "logpulse_index_lag_rows",
-            "Rows written but not yet in the sled index.",
-            s.last_seq.saturating_sub(s.index_watermark),
-        );
         for m in storage.backend_metrics() {
             let kind = if m.counter { "counter" } else { "gauge" };
             let _ = writeln!(
@@ -108,7 +85,7 @@ impl Metrics {
                 out,
                 "logpulse_datasource_rows{{datasource=\"{}\"}} {}",
                 ds.name(),
-                storage.datasource_stats(ds).rows
+                storage.datasource_stats(ds).map_or(0, |s| s.rows)
             );
         }
         let routes = self.routes.lock();

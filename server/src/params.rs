@@ -2,7 +2,7 @@
 //! or JSON body. Parsing never fails as a whole: a bad value is a 400 that
 //! names its parameter when the handler asks for it.
 
-use logpulse_engine::time::parse_datetime;
+use logpulse_model::time::parse_datetime;
 
 use crate::error::ApiError;
 

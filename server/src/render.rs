@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::time::write_datetime;
+use logpulse_model::time::write_datetime;
 
 /// A cell of a result row.
 pub enum Cell<'a> {
@@ -15,7 +15,7 @@ pub enum Cell<'a> {
 }
 
 /// A `system_logs` row's cells, in the data source's column order.
-pub fn log_cells<'a>(l: &'a logpulse_engine::LogRow<'_>) -> Vec<Cell<'a>> {
+pub fn log_cells<'a>(l: &'a logpulse_model::LogRow<'_>) -> Vec<Cell<'a>> {
     vec![
         Cell::DateTime(l.timestamp),
         Cell::Str(&l.server_id),

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BufMut;
-use logpulse_engine::ingest::{Import, Parsed};
-use logpulse_engine::{Durability, Error as EngineError};
+use logpulse_model::ingest::{Import, Parsed};
+use logpulse_model::{Durability, Error as EngineError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, warn};
@@ -164,7 +164,7 @@ fn append(
     peer: IpAddr,
 ) -> Result<(), EngineError> {
     let import_id = crate::auth::generate_token().split_off(3)[..16].to_string();
-    let now = logpulse_engine::time::now();
+    let now = logpulse_model::time::now();
     let import = Import {
         id: &import_id,
         now,
@@ -175,7 +175,7 @@ fn append(
     }
     loop {
         match app.storage.append(&out.rows, Durability::Visible) {
-            Err(EngineError::Busy) if !app.is_shutting_down() => {
+            Err(EngineError::Busy(_)) if !app.is_shutting_down() => {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => return Err(e),

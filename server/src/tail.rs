@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use logpulse_engine::{Contains, LogFilter, LogRow};
+use logpulse_model::{Contains, LogFilter, LogRow};
 use parking_lot::Mutex;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::warn;
 
 use crate::render::{json_object, log_cells};
-use crate::storage::Storage;
+use logpulse_model::Storage;
 
 /// How often the hub looks for newly published rows.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -69,7 +69,7 @@ impl TailRow {
             let mut json = String::with_capacity(self.row.text_bytes() + 160);
             json_object(
                 &mut json,
-                logpulse_engine::DataSource::SystemLogs.columns(),
+                logpulse_model::DataSource::SystemLogs.columns(),
                 &log_cells(&self.row),
             );
             json
@@ -265,7 +265,7 @@ impl Hub {
 
     /// Reads the rows after `pos` (all visible up to `published`) and hands
     /// them out, a page at a time.
-    fn deliver_up_to(&self, published: u64) -> logpulse_engine::Result<()> {
+    fn deliver_up_to(&self, published: u64) -> logpulse_model::Result<()> {
         let all = LogFilter::default();
         loop {
             let pos = self.inner.lock().pos;

@@ -4,8 +4,8 @@
 //! read, and account for every record: each becomes a row or a quarantine
 //! row, never nothing. Cases per property: `LP_FUZZ_CASES` (default 2000).
 
-use logpulse_engine::ingest::{Import, Parsed};
-use logpulse_engine::Row;
+use logpulse_model::ingest::{Import, Parsed};
+use logpulse_model::Row;
 use logpulse_server::ingest::syslog::{Frame, Framer};
 use logpulse_server::ingest::{loki, otlp, syslog};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;

@@ -29,7 +29,7 @@ fn feed(dirs: [&Path; 2], step: u32) {
 }
 
 fn compact(dir: &Path) -> String {
-    let now = logpulse_engine::time::format_datetime(BASE + (HOURS - 1) * 3600 + 10);
+    let now = logpulse_model::time::format_datetime(BASE + (HOURS - 1) * 3600 + 10);
     stdout(&run(
         compact_bin(),
         &[
@@ -130,7 +130,7 @@ fn dry_run_reports_and_changes_nothing() {
     let (subject, control) = (tmp.path().join("subject"), tmp.path().join("control"));
     feed([&subject, &control], 0);
     let files = tree(&subject);
-    let now = logpulse_engine::time::format_datetime(BASE + (HOURS - 1) * 3600 + 10);
+    let now = logpulse_model::time::format_datetime(BASE + (HOURS - 1) * 3600 + 10);
     let out = stdout(&run(
         compact_bin(),
         &["--data-dir", path_str(&subject), "--now", &now, "--dry-run"],

@@ -5,8 +5,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use logpulse_engine::ingest::{parse_body, Import};
 use logpulse_engine::{DataSource, Durability, Engine};
+use logpulse_model::ingest::{parse_body, Import};
 
 const DAYS: u32 = 3;
 
@@ -84,7 +84,7 @@ fn retention_drops_exactly_the_old_hours() {
         all_hours.iter().any(|h| *h < cutoff_hour) && all_hours.iter().any(|h| *h >= cutoff_hour)
     );
 
-    let now_s = logpulse_engine::time::format_datetime(now);
+    let now_s = logpulse_model::time::format_datetime(now);
     let dry = stdout(&run(
         compact_bin(),
         &[

@@ -31,6 +31,8 @@ use crate::row::DataSource;
 use crate::segment::compact::WriteOptions;
 use crate::writer::WriterMsg;
 
+pub use logpulse_model::BackendMetric;
+
 /// How often the thread wakes up when it has nothing to compact.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -357,16 +359,6 @@ fn compact_one(
             false
         }
     }
-}
-
-/// One figure a storage backend reports on `/metrics`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BackendMetric {
-    pub name: &'static str,
-    pub help: &'static str,
-    /// A counter (only goes up) rather than a gauge.
-    pub counter: bool,
-    pub value: f64,
 }
 
 impl LifecycleStats {

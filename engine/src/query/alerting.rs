@@ -2,22 +2,13 @@
 //! threshold, its per-minute counts over a few recent minutes.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::sync::Arc;
 
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
 use super::{visit, Grain, KeyFilter};
-
-/// A key with an active threshold and its counts, oldest minute first.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeyMinutes {
-    pub service: Arc<str>,
-    pub severity: Arc<str>,
-    pub threshold_per_minute: f64,
-    pub counts: Vec<u64>,
-}
+use logpulse_model::query::KeyMinutes;
 
 /// The counts of the `minutes` minutes from `first_minute` (Unix seconds,
 /// a minute start) of every key with an active threshold and at least one

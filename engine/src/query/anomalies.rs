@@ -1,43 +1,14 @@
 //! `log_anomalies`: minutes in which a (service, severity) logged more rows
 //! than its active threshold.
 
-use std::sync::Arc;
-
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
-use super::{round2, visit, Grain, KeyFilter, ReadStats};
-
-#[derive(Clone, Debug, Default)]
-pub struct AnomalyQuery {
-    /// Exclusive end of the window (Unix seconds).
-    pub end: u32,
-    pub window_minutes: u32,
-    pub service: Option<String>,
-    pub severity: Option<String>,
-    pub limit: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnomalyRow {
-    /// Start of the minute (Unix seconds).
-    pub minute: u32,
-    pub service: Arc<str>,
-    pub severity: Arc<str>,
-    pub log_count: u64,
-    pub threshold_per_minute: f64,
-    pub excess_ratio: f64,
-}
-
-#[derive(Debug, Default)]
-pub struct Anomalies {
-    pub rows: Vec<AnomalyRow>,
-    pub rows_before_limit: u64,
-    pub stats: ReadStats,
-}
+use super::{round2, visit, Grain, KeyFilter};
+use logpulse_model::query::{Anomalies, AnomalyQuery, AnomalyRow};
 
 pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomalies> {
     // The thresholds in force are few: walk them, not the keys.

@@ -3,47 +3,13 @@
 //! before the window (zero minutes included), and at least `min_count` rows.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
 use super::{round2, visit, Grain, KeyFilter, ReadStats};
-
-#[derive(Clone, Debug)]
-pub struct BaselineQuery {
-    /// Exclusive end of the window (Unix seconds).
-    pub end: u32,
-    pub window_minutes: u32,
-    pub z: f64,
-    pub min_count: u64,
-    /// Length of the baseline, just before the window.
-    pub baseline_hours: u32,
-    pub service: Option<String>,
-    pub severity: Option<String>,
-    pub limit: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct BaselineRow {
-    /// Start of the minute (Unix seconds).
-    pub minute: u32,
-    pub service: Arc<str>,
-    pub severity: Arc<str>,
-    pub log_count: u64,
-    pub baseline_mean: f64,
-    pub baseline_stddev: f64,
-    /// `(log_count - mean) / stddev` rounded to 2 places; +inf when stddev is 0.
-    pub z_score: f64,
-}
-
-#[derive(Debug, Default)]
-pub struct BaselineAnomalies {
-    pub rows: Vec<BaselineRow>,
-    pub rows_before_limit: u64,
-    pub stats: ReadStats,
-}
+use logpulse_model::query::{BaselineAnomalies, BaselineQuery, BaselineRow};
 
 /// Mean and population standard deviation of `n` per-minute counts whose
 /// sum is `sum` and sum of squares `sum_sq` (the minutes not counted are 0).

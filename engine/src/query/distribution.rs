@@ -1,30 +1,12 @@
 //! `error_distribution`: rows per (service, severity) with their share of the
 //! total and the first and last time seen.
 
-use std::sync::Arc;
-
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
-use super::{round2, visit, Grain, KeyFilter, LogFilter, ReadStats};
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct DistributionRow {
-    pub service: Arc<str>,
-    pub severity: Arc<str>,
-    pub count: u64,
-    pub percentage: f64,
-    pub first_seen: u32,
-    pub last_seen: u32,
-}
-
-#[derive(Debug, Default)]
-pub struct Distribution {
-    pub rows: Vec<DistributionRow>,
-    pub rows_before_limit: u64,
-    pub stats: ReadStats,
-}
+use super::{round2, visit, Grain, KeyFilter, LogFilter};
+use logpulse_model::query::{Distribution, DistributionRow};
 
 pub fn error_distribution(
     st: &State,

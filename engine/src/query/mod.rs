@@ -5,51 +5,32 @@
 mod alerting;
 mod anomalies;
 mod baseline;
-mod contains;
 mod distribution;
 mod recent;
 mod search;
 mod tail;
 mod timeseries;
 
-pub use alerting::{threshold_minutes, KeyMinutes};
-pub use anomalies::{log_anomalies, Anomalies, AnomalyQuery, AnomalyRow};
-pub use baseline::{
-    judge, log_baseline_anomalies, mean_stddev, BaselineAnomalies, BaselineQuery, BaselineRow,
-};
-pub use contains::Contains;
-pub use distribution::{error_distribution, Distribution, DistributionRow};
-pub use recent::RecentLogs;
+pub use alerting::threshold_minutes;
+pub use anomalies::log_anomalies;
+pub use baseline::{judge, log_baseline_anomalies, mean_stddev};
+pub use distribution::error_distribution;
 pub(crate) use recent::{fetch as fetch_recent, plan as plan_recent};
 pub use search::ContainsSearch;
-pub use tail::{logs_after, LogsAfter};
-pub use timeseries::{log_timeseries, Timeseries, TimeseriesQuery, TimeseriesRow};
+pub use tail::logs_after;
+pub use timeseries::log_timeseries;
+
+pub use logpulse_model::query::{
+    round2, Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow,
+    Contains, Distribution, DistributionRow, KeyMinutes, LogFilter, LogsAfter, ReadStats,
+    RecentLogs, Timeseries, TimeseriesQuery, TimeseriesRow,
+};
 
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::row::DataSource;
 use crate::state::State;
 use crate::stats::{HourStats, KeyHour};
-
-/// Filters shared by the pipes. `end` is exclusive; severity is compared as given
-/// (callers upper-case it).
-#[derive(Clone, Debug, Default)]
-pub struct LogFilter {
-    pub start: Option<u32>,
-    pub end: Option<u32>,
-    pub service: Option<String>,
-    pub severity: Option<String>,
-}
-
-impl LogFilter {
-    /// `[start, end)` as u64 seconds (end may be 2^32).
-    pub(crate) fn bounds(&self) -> (u64, u64) {
-        (
-            self.start.unwrap_or(0) as u64,
-            self.end.map_or(1 << 32, |e| e as u64),
-        )
-    }
-}
 
 /// Which (service, severity) keys a query wants: all, a few (looked up
 /// one by one), or many (a bitmap over key ids).
@@ -128,13 +109,6 @@ pub(crate) struct Piece {
 pub(crate) enum Grain {
     Hour,
     Minute,
-}
-
-/// Counters for a response's `statistics`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ReadStats {
-    pub rows_read: u64,
-    pub bytes_read: u64,
 }
 
 /// Visits the `system_logs` rows in `[start, end)` whose key passes `kf`,
@@ -234,9 +208,4 @@ pub(crate) fn top_sorted<T>(
         rows.truncate(limit);
     }
     rows.sort_by(cmp);
-}
-
-/// ClickHouse's `round(x, 2)` for Float64: scale, round half to even, unscale.
-pub fn round2(x: f64) -> f64 {
-    (x * 100.0).round_ties_even() / 100.0
 }

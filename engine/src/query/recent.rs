@@ -11,22 +11,15 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use crate::row::{decode_log, DataSource, LogRow};
+use crate::row::{decode_log, DataSource};
 use crate::segment::compact::CompactSegment;
 use crate::segment::format::frame_body;
 use crate::segment::mmap::SegmentMap;
 use crate::segment::{Entry, Segment};
 use crate::state::State;
 
-use super::{visit, Grain, KeyFilter, LogFilter, ReadStats};
-
-#[derive(Debug, Default)]
-pub struct RecentLogs {
-    pub rows: Vec<LogRow<'static>>,
-    /// Rows the query matches without its limit.
-    pub rows_before_limit: u64,
-    pub stats: ReadStats,
-}
+use super::{visit, Grain, KeyFilter, LogFilter};
+use logpulse_model::query::RecentLogs;
 
 /// Where a picked row's body is, held without the state lock.
 enum Source {

@@ -3,21 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use crate::row::{decode_log, DataSource, LogRow};
+use crate::row::{decode_log, DataSource};
 use crate::segment::{Entry, Segment};
 use crate::state::State;
 
 use super::{Contains, KeyFilter, LogFilter};
-
-/// A page of rows after a seq.
-#[derive(Debug, Default)]
-pub struct LogsAfter {
-    /// `(seq, row)` in seq order.
-    pub rows: Vec<(u64, LogRow<'static>)>,
-    /// Where the next page starts: every matching row with a seq up to this
-    /// one and greater than the asked seq is in `rows`.
-    pub next_after: u64,
-}
+use logpulse_model::query::LogsAfter;
 
 /// Matching rows with seq > `after`, at most `limit` of them. The time
 /// bounds of `f` apply too.

@@ -2,39 +2,14 @@
 //! `step_minutes` aligned to the Unix epoch (ClickHouse's
 //! `toStartOfInterval` in UTC), served from the per-minute counts.
 
-use std::sync::Arc;
-
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
-use super::{top_sorted, visit, Grain, KeyFilter, LogFilter, ReadStats};
-
-#[derive(Clone, Debug, Default)]
-pub struct TimeseriesQuery {
-    pub filter: LogFilter,
-    /// Bucket width, 1..=1440.
-    pub step_minutes: u32,
-    pub limit: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct TimeseriesRow {
-    /// Start of the bucket (Unix seconds).
-    pub bucket: u32,
-    pub service: Arc<str>,
-    pub severity: Arc<str>,
-    pub log_count: u64,
-}
-
-#[derive(Debug, Default)]
-pub struct Timeseries {
-    pub rows: Vec<TimeseriesRow>,
-    pub rows_before_limit: u64,
-    pub stats: ReadStats,
-}
+use super::{top_sorted, visit, Grain, KeyFilter};
+use logpulse_model::query::{Timeseries, TimeseriesQuery, TimeseriesRow};
 
 pub fn log_timeseries(st: &State, keys: &Keys, q: &TimeseriesQuery) -> Result<Timeseries> {
     let f = &q.filter;

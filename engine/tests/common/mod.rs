@@ -147,7 +147,7 @@ pub struct Answers {
     pub anomalies: Vec<(Vec<AnomalyRow>, u64)>,
     pub minutes: HashMap<(u32, String, String), u32>,
     pub thresholds: Vec<ThresholdRow>,
-    pub stats: DataSourceStats,
+    pub stats: TableStats,
 }
 
 pub fn answers(e: &Engine, start: u32, hours: u32) -> Answers {

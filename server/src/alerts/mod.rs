@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use logpulse_engine::{BaselineQuery, LogFilter};
+use logpulse_model::{BaselineQuery, LogFilter};
 use parking_lot::Mutex;
 use rustc_hash::FxHashSet;
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ use self::book::{
 };
 pub use self::config::AlertConfig;
 use self::deliver::{Kind, Receiver};
-use crate::storage::Storage;
+use logpulse_model::Storage;
 
 /// The file of alert states in the data dir.
 pub const BOOK_FILE: &str = "alerts.json";

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use logpulse_engine::query::round2;
+use logpulse_model::query::round2;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -25,7 +25,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 fn minute_text(secs: u32) -> String {
     let mut s = String::new();
-    logpulse_engine::time::write_datetime(&mut s, secs);
+    logpulse_model::time::write_datetime(&mut s, secs);
     s
 }
 

@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 
-use logpulse_engine::ingest::value::{datetime, first, string, FieldError};
-use logpulse_engine::ingest::{Import, LogFields, Parsed};
+use logpulse_model::ingest::value::{datetime, first, string, FieldError};
+use logpulse_model::ingest::{Import, LogFields, Parsed};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -192,7 +192,7 @@ fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
                 .collect();
         if !rest.is_empty() {
             let text = format!("{{{}}}", rest.join(","));
-            f.metadata = Some(Cow::Owned(logpulse_engine::ingest::canonical_json(&text)));
+            f.metadata = Some(Cow::Owned(logpulse_model::ingest::canonical_json(&text)));
         }
     }
     (f, errs)

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use logpulse_engine::ingest::{Import, LogFields, Parsed};
+use logpulse_model::ingest::{Import, LogFields, Parsed};
 use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;

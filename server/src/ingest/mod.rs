@@ -1,7 +1,7 @@
 //! The shipper protocols: each wire format is a thin module that turns a
-//! request into [`LogFields`](logpulse_engine::ingest::LogFields) per record,
+//! request into [`LogFields`](logpulse_model::ingest::LogFields) per record,
 //! which the Events API's row rules then check, quarantine or keep
-//! ([`Parsed::push_log`](logpulse_engine::ingest::Parsed::push_log)). The
+//! ([`Parsed::push_log`](logpulse_model::ingest::Parsed::push_log)). The
 //! HTTP handlers are in `routes/shippers.rs`, the syslog listeners in
 //! `syslog/`.
 
@@ -24,7 +24,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Unix nanoseconds to a DateTime column's seconds, by the row rules' range.
 pub fn nanos_to_secs(nanos: u64) -> Result<u32, String> {
-    logpulse_engine::time::from_unix_f64((nanos / 1_000_000_000) as f64)
+    logpulse_model::time::from_unix_f64((nanos / 1_000_000_000) as f64)
 }
 
 /// The pair under the first of `names` that is present.

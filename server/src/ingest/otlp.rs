@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use logpulse_engine::ingest::{Import, LogFields, Parsed};
+use logpulse_model::ingest::{Import, LogFields, Parsed};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };

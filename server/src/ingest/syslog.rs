@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::Utc;
-use logpulse_engine::ingest::{Import, LogFields, Parsed, ROW_BYTES_MAX};
+use logpulse_model::ingest::{Import, LogFields, Parsed, ROW_BYTES_MAX};
 use serde_json::{json, Map, Value as Json};
 use syslog_loose::{parse_message_with_year_tz, Message, ProcId, Variant};
 
@@ -40,7 +40,7 @@ fn fields(m: &Message<&str>, peer: IpAddr, now: u32) -> LogFields<'static> {
     let (app, procid) = tag(m);
     let timestamp = match m.timestamp {
         None => Ok(now),
-        Some(t) => logpulse_engine::time::from_unix_f64(t.timestamp() as f64),
+        Some(t) => logpulse_model::time::from_unix_f64(t.timestamp() as f64),
     };
     let mut meta = Map::new();
     if let Some(f) = m.facility {

@@ -2,21 +2,21 @@
 
 use axum::extract::{Path, State};
 use axum::response::Json;
-use logpulse_engine::DataSource;
+use logpulse_model::DataSource;
 use serde_json::{json, Value};
 
 use crate::app::{blocking, AppState, Caller};
 use crate::auth::Principal;
 use crate::error::ApiError;
 
-pub(crate) fn describe(app: &AppState, ds: DataSource) -> Value {
-    let s = app.storage.datasource_stats(ds);
+pub(crate) fn describe(app: &AppState, ds: DataSource) -> Result<Value, ApiError> {
+    let s = app.storage.datasource_stats(ds)?;
     let columns: Vec<Value> = ds
         .columns()
         .iter()
         .map(|(n, t)| json!({ "name": n, "type": t }))
         .collect();
-    json!({
+    Ok(json!({
         "id": format!("t_{}", ds.name()),
         "name": ds.name(),
         "type": "ndjson",
@@ -30,7 +30,7 @@ pub(crate) fn describe(app: &AppState, ds: DataSource) -> Value {
         "shared_with": [],
         "tags": {},
         "quarantine": ds.is_quarantine(),
-    })
+    }))
 }
 
 fn can_see(p: &Principal, ds: DataSource) -> bool {
@@ -45,7 +45,7 @@ pub async fn list(
         .into_iter()
         .filter(|ds| can_see(&who, *ds))
         .map(|ds| describe(&app, ds))
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(Json(json!({ "datasources": all })))
 }
 
@@ -65,7 +65,7 @@ pub async fn show(
             "token lacks the DATASOURCES:READ:{name} scope"
         )));
     }
-    Ok(Json(describe(&app, ds)))
+    Ok(Json(describe(&app, ds)?))
 }
 
 pub async fn truncate(

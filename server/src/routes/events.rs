@@ -4,8 +4,8 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::ingest::{parse_body, Import, Parsed};
-use logpulse_engine::{DataSource, Durability};
+use logpulse_model::ingest::{parse_body, Import, Parsed};
+use logpulse_model::{DataSource, Durability};
 
 use crate::app::AppState;
 use crate::error::ApiError;

@@ -10,8 +10,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Json;
-use logpulse_engine::ingest::{parse_body, Import, Parsed};
-use logpulse_engine::{DataSource, Durability};
+use logpulse_model::ingest::{parse_body, Import, Parsed};
+use logpulse_model::{DataSource, Durability};
 use serde_json::{json, Map, Value};
 
 use crate::app::{AppState, Caller};
@@ -65,7 +65,7 @@ pub async fn post(
         "import_id": import_id,
         "job_id": import_id,
         "status": "done",
-        "datasource": describe(&app, ds),
+        "datasource": describe(&app, ds)?,
         "error": false,
         "invalid_lines": 0,
         "quarantine_rows": quarantined,

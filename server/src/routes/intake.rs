@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
-use logpulse_engine::ingest::{Import, Parsed};
-use logpulse_engine::Durability;
+use logpulse_model::ingest::{Import, Parsed};
+use logpulse_model::Durability;
 
 use crate::app::{blocking, read_body_into, AppState};
 use crate::error::ApiError;
@@ -138,7 +138,7 @@ fn store<D: Decoder>(
     let import_id = crate::auth::generate_token().split_off(3)[..16].to_string();
     let import = Import {
         id: &import_id,
-        now: logpulse_engine::time::now(),
+        now: logpulse_model::time::now(),
     };
     let data = decoder.transcode(&data)?;
     let (parsed, out) = decoder.decode(&data, &import)?;

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::{
+use logpulse_model::{
     AnomalyQuery, BaselineQuery, Contains, DataSource, LogFilter, TimeseriesQuery,
 };
 
@@ -244,7 +244,7 @@ fn run(
         }
         "anomaly_thresholds" => {
             let (f, limit) = log_params(&params)?;
-            let all = storage.thresholds();
+            let all = storage.thresholds()?;
             let rows: Vec<_> = all
                 .iter()
                 .filter(|t| f.service.as_deref().is_none_or(|s| t.service == s))
@@ -294,7 +294,7 @@ fn table<'a>(
     rows: Vec<Vec<Cell<'a>>>,
     before: u64,
     t0: Instant,
-    s: logpulse_engine::query::ReadStats,
+    s: logpulse_model::query::ReadStats,
 ) -> Table<'a> {
     Table {
         columns,
@@ -328,7 +328,7 @@ fn anomaly_params(p: &Params) -> Result<AnomalyQuery, ApiError> {
         window_minutes: p.int("time_window_minutes", 60, 1, 10_080)? as u32,
         end: p
             .datetime("end_time")?
-            .unwrap_or_else(logpulse_engine::time::now),
+            .unwrap_or_else(logpulse_model::time::now),
         service: p.string("service"),
         severity: upper(p.string("severity")),
         limit: p.int("limit", 100, 1, 10_000)? as usize,

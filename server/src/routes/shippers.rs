@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::ingest::{Import, Parsed};
-use logpulse_engine::Durability;
+use logpulse_model::ingest::{Import, Parsed};
+use logpulse_model::Durability;
 
 use crate::app::AppState;
 use crate::error::ApiError;

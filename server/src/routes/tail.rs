@@ -12,13 +12,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use logpulse_engine::{Contains, LogRow};
+use logpulse_model::{Contains, LogRow};
 use tracing::warn;
 
 use crate::app::{AppState, Caller};
 use crate::error::ApiError;
-use crate::storage::Storage;
 use crate::tail::{Item, Refused, Subscription, TailFilter, TailRow, PAGE_ROWS};
+use logpulse_model::Storage;
 
 pub async fn get(
     State(app): State<AppState>,

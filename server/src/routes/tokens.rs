@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Json, Response};
-use logpulse_engine::DataSource;
+use logpulse_model::DataSource;
 use serde_json::{json, Value};
 
 use crate::app::{blocking, AppState, Caller};

@@ -27,12 +27,12 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
-use logpulse_engine::DataSource;
+use logpulse_model::DataSource;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::storage::Storage;
 use clickhouse::OutFormat;
+use logpulse_model::Storage;
 use tables::{DataSourceTable, PipeTable, ReadCounters, PIPE_TABLES};
 
 /// Errors of the SQL layer.
@@ -245,7 +245,7 @@ async fn run(
     who: Principal,
 ) -> Result<Answer, SqlError> {
     let t0 = Instant::now();
-    let now = logpulse_engine::time::now() as i64;
+    let now = logpulse_model::time::now() as i64;
     let parsed = clickhouse::parse(&sql, now)?;
     let counters = Arc::new(ReadCounters::default());
     let ctx = context(&storage, limits, &counters, now)?;

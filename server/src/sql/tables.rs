@@ -21,9 +21,9 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
-use logpulse_engine::{AnomalyQuery, BaselineQuery, DataSource, LogFilter, ScanBatch, ScanFilter};
+use logpulse_model::{AnomalyQuery, BaselineQuery, DataSource, LogFilter, ScanBatch, ScanFilter};
 
-use crate::storage::Storage;
+use logpulse_model::Storage;
 
 /// Rows per scan batch (Arrow record batch).
 pub const BATCH_ROWS: usize = 8192;
@@ -123,12 +123,6 @@ pub struct DataSourceTable {
     pub storage: Arc<dyn Storage>,
     pub ds: DataSource,
     pub counters: Arc<ReadCounters>,
-}
-
-impl std::fmt::Debug for dyn Storage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Storage")
-    }
 }
 
 /// The column whose time partitions a data source.
@@ -408,7 +402,7 @@ pub struct PipeTable {
 
 impl PipeTable {
     fn batch(&self) -> Result<RecordBatch> {
-        let ext = |e: logpulse_engine::Error| DataFusionError::External(Box::new(e));
+        let ext = |e: logpulse_model::Error| DataFusionError::External(Box::new(e));
         let schema = pipe_schema(self.pipe);
         let (arrays, stats): (Vec<ArrayRef>, _) = match self.pipe {
             "recent_logs" => {
@@ -453,7 +447,7 @@ impl PipeTable {
                 };
                 let a = self.storage.log_baseline_anomalies(&q).map_err(ext)?;
                 let r = &a.rows;
-                let f64s = |f: fn(&logpulse_engine::BaselineRow) -> f64| -> ArrayRef {
+                let f64s = |f: fn(&logpulse_model::BaselineRow) -> f64| -> ArrayRef {
                     Arc::new(Float64Array::from_iter_values(r.iter().map(f)))
                 };
                 (
@@ -500,7 +494,7 @@ impl PipeTable {
         Ok(RecordBatch::try_new(schema, arrays)?)
     }
 
-    fn count(&self, s: logpulse_engine::ReadStats) {
+    fn count(&self, s: logpulse_model::ReadStats) {
         self.counters.rows.fetch_add(s.rows_read, Ordering::Relaxed);
         self.counters
             .bytes

@@ -98,8 +98,8 @@ fn main_result(args: &Args) -> Result<ExitCode> {
         });
     }
     let now = match &args.now {
-        Some(t) => logpulse_engine::time::parse_datetime(t).map_err(|e| anyhow!("--now: {e}"))?,
-        None => logpulse_engine::time::now(),
+        Some(t) => logpulse_model::time::parse_datetime(t).map_err(|e| anyhow!("--now: {e}"))?,
+        None => logpulse_model::time::now(),
     };
     let slow_ms = std::env::var("LP_COMPACT_SLOW_MS")
         .ok()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use logpulse_engine::ingest::Parsed;
+use logpulse_model::ingest::Parsed;
 
 /// How many quarantine reasons a summary keeps.
 pub const REASONS_MAX: usize = 5;

@@ -16,8 +16,8 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{bounded, Sender};
 use logpulse_engine::bulk::PendingAppend;
-use logpulse_engine::ingest::{parse_body, Import};
 use logpulse_engine::{DataSource, Durability, Engine};
+use logpulse_model::ingest::{parse_body, Import};
 
 use super::{Progress, Summary};
 use crate::input::{read_chunks, Chunk, Source};
@@ -168,7 +168,7 @@ fn queue_chunk(
 ) -> Result<()> {
     let import = Import {
         id: &opts.import_id,
-        now: logpulse_engine::time::now(),
+        now: logpulse_model::time::now(),
     };
     let lines = chunk.first_line..chunk.first_line + chunk.lines;
     let parsed = parse_body(opts.datasource, &chunk.data, &import);

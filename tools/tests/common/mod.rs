@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use logpulse_engine::ingest::{parse_body, Import};
 use logpulse_engine::*;
+use logpulse_model::ingest::{parse_body, Import};
+use logpulse_model::time;
 
 /// 2023-06-01 12:00:00 UTC.
 pub const BASE: u32 = 1_685_620_800;

@@ -14,7 +14,7 @@ use super::directory::{
 };
 use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
 use crate::error::{Error, Result};
-use crate::row::{decode_log, DataSource, LogRow, Row};
+use crate::row::{decode_log, DataSource, Encode, LogRow, Row};
 use crate::segment::format::{header_reserved, Header, HEADER_LEN, KIND_COMPACT};
 use crate::segment::mmap::{ReadMap, SegmentMap};
 

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use super::codec::*;
 use super::*;
-use crate::row::{DataSource, LogRow, Row};
+use crate::row::{DataSource, Encode, LogRow, Row};
 
 #[test]
 fn varints_and_zigzag_round_trip() {

@@ -4,8 +4,8 @@
 //! the thread's on-CPU nanoseconds (`/proc/thread-self/schedstat`), so a
 //! busy shared machine changes it less than wall time (both are printed).
 //!
-//!   cargo bench -p logpulse-engine --bench parser
-//!   LP_PARSER_DATA=/tmp/lp-bench/system_logs-....ndjson cargo bench -p logpulse-engine --bench parser
+//!   cargo bench -p logpulse-model --bench parser
+//!   LP_PARSER_DATA=/tmp/lp-bench/system_logs-....ndjson cargo bench -p logpulse-model --bench parser
 //!
 //! Data: `LP_PARSER_DATA` (gen.py's NDJSON; at most `LP_PARSER_ROWS`,
 //! default 1,000,000 rows of it), else rows made here in gen.py's shape
@@ -13,8 +13,8 @@
 
 use std::time::Instant;
 
-use logpulse_engine::ingest::{parse_body, Import};
-use logpulse_engine::DataSource;
+use logpulse_model::ingest::{parse_body, Import};
+use logpulse_model::DataSource;
 
 fn synthetic(n: usize) -> Vec<u8> {
     let services = [

@@ -1,0 +1,28 @@
+//! What every logpulse storage backend and the server share: the rows of
+//! each data source, the Events API row parser and its quarantine rules
+//! ([`ingest`]), the pipes' parameters and results ([`query`]), scans
+//! ([`scan`]), the [`Storage`] trait and its backend-neutral [`Error`].
+//!
+//! It depends on no storage library: the embedded engine
+//! (`logpulse-engine`) and any other backend implement [`Storage`] on top.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod ingest;
+pub mod query;
+pub mod row;
+pub mod scan;
+pub mod storage;
+pub mod time;
+pub mod write;
+
+pub use error::{Error, Result};
+pub use query::{
+    Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow, Contains,
+    Distribution, DistributionRow, KeyMinutes, LogFilter, LogsAfter, ReadStats, RecentLogs,
+    Timeseries, TimeseriesQuery, TimeseriesRow,
+};
+pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
+pub use scan::{RowScan, ScanBatch, ScanFilter};
+pub use storage::Storage;
+pub use write::{AppendReceipt, BackendMetric, DataSourceStats, Durability};
