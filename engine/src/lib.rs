@@ -9,30 +9,30 @@
 
 pub mod bulk;
 pub mod compaction;
-pub mod config;
+pub(crate) mod config;
 pub mod durability;
-pub mod engine;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod error;
 pub mod index;
-pub mod keys;
-pub mod lifecycle;
+pub(crate) mod keys;
+pub(crate) mod lifecycle;
 mod live;
 pub mod lock;
-pub mod query;
+pub(crate) mod query;
 pub mod recovery;
 pub mod row;
-pub mod scan;
+pub(crate) mod scan;
 pub mod segment;
-pub mod state;
-pub mod stats;
+pub(crate) mod state;
+pub(crate) mod stats;
 pub mod thresholds;
 pub(crate) use logpulse_model::time;
-pub mod storage;
+pub(crate) mod storage;
 pub(crate) mod writer;
 
 pub use config::{EngineConfig, LifecycleConfig};
 pub use durability::Durability;
-pub use engine::{Engine, EngineStats, TableStats};
+pub use engine::{Engine, EngineStats, TableStats, INDEX_DIR};
 pub use error::{Error, Result};
 pub use lifecycle::{BackendMetric, LifecycleStats};
 pub use query::{

@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use common::*;
-use logpulse_engine::engine::INDEX_DIR;
+use logpulse_engine::INDEX_DIR;
 use logpulse_engine::*;
 
 const HOURS: u32 = 4;

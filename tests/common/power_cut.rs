@@ -100,7 +100,7 @@ impl Faults {
                 parts.next().unwrap_or(""),
             );
             let path = dir.join(name);
-            if dir == root && name == logpulse_engine::engine::INDEX_DIR {
+            if dir == root && name == logpulse_engine::INDEX_DIR {
                 // sled syncs its own files, unseen by the engine's sync
                 // points: it is taken as the crash left it (the engine
                 // reconciles it with the segments at open anyway).

@@ -13,7 +13,7 @@ mod timeseries;
 
 pub use alerting::threshold_minutes;
 pub use anomalies::log_anomalies;
-pub use baseline::{judge, log_baseline_anomalies, mean_stddev};
+pub use baseline::log_baseline_anomalies;
 pub use distribution::error_distribution;
 pub(crate) use recent::{fetch as fetch_recent, plan as plan_recent};
 pub use search::ContainsSearch;

@@ -90,3 +90,16 @@ pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<(u32, String, Stri
         })
         .collect()
 }
+
+/// Recovers the data dir's state (without opening an engine: the caller
+/// holds no writer) and reconciles its index with it: true when the index
+/// already agreed, false when it had to be rebuilt. For tools and tests that
+/// check what a run left behind.
+pub fn check_index(data_dir: &std::path::Path) -> Result<bool> {
+    let mut keys = Keys::default();
+    let cache = crate::segment::compact::BlockCache::new(1 << 20);
+    let rec = super::recover(data_dir, &mut keys, &cache)?;
+    let index = Index::open(&data_dir.join(crate::engine::INDEX_DIR), 1 << 20)?;
+    let expected = expected_index(&rec.state, rec.next_seq - 1);
+    Ok(!reconcile_index(&index, expected)?)
+}

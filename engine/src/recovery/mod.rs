@@ -30,7 +30,7 @@ use records::Tail;
 
 pub use files::COMPACTING_SUFFIX;
 use files::{finish_compactions, is_blank, restore_zero_header, segment_files};
-pub use index::{expected_index, minutes_by_name, reconcile_index, segment_meta};
+pub use index::{check_index, expected_index, minutes_by_name, reconcile_index, segment_meta};
 use scan::scan_one;
 pub(crate) use scan::{add_compact_counts, load_compact_segment};
 
