@@ -2,9 +2,10 @@
 //! pipes, the live tail's reads, thresholds, scans and figures. The embedded
 //! engine implements it; so can a database-backed store.
 //!
-//! Every method may block (on disk, on a lock, on a network round trip):
-//! the server calls each one off its async worker threads, through
-//! `tokio::task::spawn_blocking`, never directly from a handler.
+//! One rule for callers: every method may block (on disk, on a lock, on a
+//! network round trip), so the server calls each one on tokio's blocking
+//! pool (`spawn_blocking`), never on an async worker. The one exception is
+//! [`Storage::published_seq`], which a backend answers from memory.
 
 use crate::error::Result;
 use crate::query::{
@@ -35,7 +36,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<RecentLogs>;
     /// `log_timeseries`: counts per (bucket, service, severity).
     fn log_timeseries(&self, q: &TimeseriesQuery) -> Result<Timeseries>;
-    /// The greatest seq whose rows are visible; cheap enough to poll often.
+    /// The greatest seq whose rows are visible; answered from memory without
+    /// blocking (an atomic or a cached value), cheap enough to poll often.
     /// A tail reads `logs_after` when it grows.
     fn published_seq(&self) -> u64;
     /// Matching `system_logs` rows with seq > `after`, in seq order, at most

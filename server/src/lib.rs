@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod error;
 pub mod ingest;
@@ -36,18 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     create_private_dir(&config.data_dir)?;
     make_private(&config.data_dir);
-    if logpulse_engine::durability::test_faults::enabled() {
-        tracing::warn!(
-            "{} is set: test-only fault injection and durable-image recording are on",
-            logpulse_engine::durability::test_faults::ENV
-        );
-        logpulse_engine::durability::test_faults::start(&config.data_dir)?;
-    }
-    let engine_config = config.engine();
-    let engine = tokio::task::spawn_blocking(move || logpulse_engine::Engine::open(engine_config))
-        .await?
-        .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
-    let storage: Arc<dyn Storage> = Arc::new(engine);
+    let storage: Arc<dyn Storage> = backend::open(&config).await?;
     let auth = Auth::load(&config.data_dir, config.admin_token.clone())?;
     let workspace_id = workspace_id(&config.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -9,8 +9,9 @@ use crate::app::{blocking, AppState, Caller};
 use crate::auth::Principal;
 use crate::error::ApiError;
 
-pub(crate) fn describe(app: &AppState, ds: DataSource) -> Result<Value, ApiError> {
-    let s = app.storage.datasource_stats(ds)?;
+pub(crate) async fn describe(app: &AppState, ds: DataSource) -> Result<Value, ApiError> {
+    let storage = app.storage.clone();
+    let s = blocking(move || Ok(storage.datasource_stats(ds)?)).await?;
     let columns: Vec<Value> = ds
         .columns()
         .iter()
@@ -41,11 +42,10 @@ pub async fn list(
     State(app): State<AppState>,
     Caller { who, .. }: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let all: Vec<Value> = DataSource::ALL
-        .into_iter()
-        .filter(|ds| can_see(&who, *ds))
-        .map(|ds| describe(&app, ds))
-        .collect::<Result<_, _>>()?;
+    let mut all: Vec<Value> = Vec::new();
+    for ds in DataSource::ALL.into_iter().filter(|ds| can_see(&who, *ds)) {
+        all.push(describe(&app, ds).await?);
+    }
     Ok(Json(json!({ "datasources": all })))
 }
 
@@ -65,7 +65,7 @@ pub async fn show(
             "token lacks the DATASOURCES:READ:{name} scope"
         )));
     }
-    Ok(Json(describe(&app, ds)?))
+    Ok(Json(describe(&app, ds).await?))
 }
 
 pub async fn truncate(

@@ -65,7 +65,7 @@ pub async fn post(
         "import_id": import_id,
         "job_id": import_id,
         "status": "done",
-        "datasource": describe(&app, ds)?,
+        "datasource": describe(&app, ds).await?,
         "error": false,
         "invalid_lines": 0,
         "quarantine_rows": quarantined,

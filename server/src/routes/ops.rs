@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
-use crate::app::{AppState, Caller};
+use crate::app::{blocking, AppState, Caller};
 use crate::error::ApiError;
 
 pub async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -17,7 +17,8 @@ pub async fn health(State(app): State<AppState>) -> Result<Json<serde_json::Valu
 
 pub async fn metrics(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.who.require_admin()?;
-    let mut text = app.metrics.render(app.storage.as_ref());
+    let state = app.clone();
+    let mut text = blocking(move || Ok(state.metrics.render(state.storage.as_ref()))).await?;
     if let Some(a) = &app.alerts {
         a.render_metrics(&mut text);
     }

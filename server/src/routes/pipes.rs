@@ -10,7 +10,7 @@ use logpulse_model::{
     AnomalyQuery, BaselineQuery, Contains, DataSource, LogFilter, TimeseriesQuery,
 };
 
-use crate::app::{read_body, AppState};
+use crate::app::{blocking, read_body, AppState};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::params::Params;
@@ -86,7 +86,7 @@ pub async fn get(
         // `GET /v0/pipes/<name>` describes the pipe (the `tb` CLI asks).
         return super::catalog::show(&app, &file, &principal).map(IntoResponse::into_response);
     }
-    run(app, &file, params, principal)
+    blocking(move || run(app, &file, params, principal)).await
 }
 
 pub async fn post(
@@ -141,7 +141,7 @@ pub async fn post(
         Some(p) => p,
         None => app.auth.authenticate(&headers, params.get("token"))?,
     };
-    run(app, &file, params, principal)
+    blocking(move || run(app, &file, params, principal)).await
 }
 
 fn run(
@@ -162,9 +162,8 @@ fn run(
     })?;
     let t0 = Instant::now();
     let storage = app.storage.clone();
-    // Queries read in-memory state and mapped pages for well under a
-    // millisecond; block_in_place keeps other tasks off this worker meanwhile.
-    tokio::task::block_in_place(|| match name {
+    // Runs on the blocking pool (see `app::blocking`), like every storage call.
+    match name {
         "recent_logs" => {
             let (filter, limit) = log_params(&params)?;
             let r = match params.string("contains") {
@@ -286,7 +285,7 @@ fn run(
                 .collect();
             Ok(table(ANOMALY_COLUMNS, rows, a.rows_before_limit, t0, a.stats).render(format))
         }
-    })
+    }
 }
 
 fn table<'a>(

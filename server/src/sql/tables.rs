@@ -392,7 +392,7 @@ fn to_batch(schema: &SchemaRef, columns: &[usize], b: ScanBatch<'_>) -> Result<R
 
 /// A pipe as a table: its result with default parameters (limit 100; for
 /// `log_anomalies` and `log_baseline_anomalies` the last 60 minutes).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PipeTable {
     pub storage: Arc<dyn Storage>,
     pub pipe: &'static str,
@@ -519,7 +519,11 @@ impl TableProvider for PipeTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.batch()?;
+        // A storage call: on the blocking pool, as every storage call.
+        let table = self.clone();
+        let batch = tokio::task::spawn_blocking(move || table.batch())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
         MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())
             .map(|e| e as Arc<dyn ExecutionPlan>)
     }
