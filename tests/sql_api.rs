@@ -275,3 +275,38 @@ fn battery_agrees_with_clickhouse_row_for_row() {
         "queries agree",
     );
 }
+
+#[test]
+fn a_whole_table_count_comes_from_the_row_count_and_matches_the_rows() {
+    let d = Daemon::start();
+    // More rows than one scan batch (8,192), and one bad line quarantined.
+    let rows: Vec<Value> = (0..20_000)
+        .map(|i| {
+            log_row(
+                &format!("2024-06-01 {:02}:{:02}:00", 10 + i % 3, i % 60),
+                "api",
+                "INFO",
+                &format!("m{i}"),
+            )
+        })
+        .collect();
+    d.ingest("system_logs", &rows, true);
+    let mut bad = rows[0].clone();
+    bad["timestamp"] = json!("not a time");
+    d.ingest("system_logs", &[bad], true);
+    let count = |q: &str| sql(&d, q).ok_json()["data"][0]["n"].as_u64().unwrap();
+    assert_eq!(count("SELECT count() AS n FROM system_logs"), 20_000);
+    assert_eq!(count("SELECT count() AS n FROM system_logs_quarantine"), 1);
+    // The same figure as a scan of every row gives.
+    assert_eq!(count("SELECT count(message) AS n FROM system_logs"), 20_000);
+    let v = sql(&d, "SELECT count() AS n FROM system_logs").ok_json();
+    assert_eq!(v["statistics"]["rows_read"], 0, "{v}");
+    // Rows without columns still are rows.
+    let v = sql(&d, "SELECT 1 AS one FROM system_logs LIMIT 3").ok_json();
+    assert_eq!(v["rows"], 3);
+    // A filter needs the rows: not answered from the count.
+    assert_eq!(
+        count("SELECT count() AS n FROM system_logs WHERE timestamp >= '2024-06-01 11:00:00'"),
+        13_333
+    );
+}
