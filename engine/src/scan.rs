@@ -10,10 +10,10 @@
 //! (a removed file stays mapped until the scan is dropped). A scan sees the
 //! rows published before it started.
 //!
-//! The time range prunes whole hours; rows of hot segments are returned for
-//! every partition time of a pruned hour, compact blocks are pruned by their
-//! time range, and service/severity are exact. Callers apply their own
-//! filter to what comes back (SQL does).
+//! The time range prunes whole hours and compact blocks by their time range;
+//! what comes back is exact: only rows whose partition time lies in the
+//! range and, for `system_logs`, of the wanted service and severity (so SQL
+//! need not filter those again).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -250,14 +250,13 @@ fn deliver(
     f: &mut dyn FnMut(ScanBatch<'_>),
 ) -> Result<()> {
     let corrupt = |m: String| Error::corrupt(path, 0, m);
+    let within = |t: u32| (t as u64) >= filter.start && (t as u64) < filter.end;
     match filter.ds {
         DataSource::SystemLogs => {
             let mut rows = Vec::with_capacity(bodies.len());
             for b in bodies {
                 let r = decode_log(b).map_err(corrupt)?;
-                let t = r.timestamp as u64;
-                if t >= filter.start
-                    && t < filter.end
+                if within(r.timestamp)
                     && filter.service.as_deref().is_none_or(|s| s == r.service)
                     && filter.severity.as_deref().is_none_or(|s| s == r.severity)
                 {
@@ -269,19 +268,21 @@ fn deliver(
             }
         }
         DataSource::Thresholds => {
-            let rows: Vec<ThresholdRow> = bodies
+            let mut rows: Vec<ThresholdRow> = bodies
                 .iter()
                 .map(|b| decode_threshold(b).map_err(corrupt))
                 .collect::<Result<_>>()?;
+            rows.retain(|r| within(r.updated_at));
             if !rows.is_empty() {
                 f(ScanBatch::Thresholds(&rows));
             }
         }
         DataSource::SystemLogsQuarantine | DataSource::ThresholdsQuarantine => {
-            let rows: Vec<QuarantineRow> = bodies
+            let mut rows: Vec<QuarantineRow> = bodies
                 .iter()
                 .map(|b| decode_quarantine(b).map_err(corrupt))
                 .collect::<Result<_>>()?;
+            rows.retain(|r| within(r.insertion_date));
             if !rows.is_empty() {
                 f(ScanBatch::Quarantine(&rows));
             }

@@ -57,10 +57,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Backend-specific figures for `/metrics` (for the embedded engine:
     /// segments, index lag, compaction, retention, disk budget, free space).
     fn backend_metrics(&self) -> Vec<BackendMetric>;
-    /// A scan of the rows of one data source (SQL): those whose partition
-    /// time lies in the filter's range and, for `system_logs`, of its
-    /// service/severity, possibly with other rows of the same hours (the
-    /// caller filters again). Holds no lock between batches.
+    /// A scan of the rows of one data source (SQL): exactly those whose
+    /// partition time lies in the filter's range and, for `system_logs`, of
+    /// its service/severity (SQL relies on it and does not filter again).
+    /// Holds no lock between batches.
     fn scan(&self, filter: &ScanFilter) -> Box<dyn RowScan>;
     /// Syncs and stops; later appends fail.
     fn close(&self) -> Result<()>;

@@ -9,6 +9,7 @@
 //! included) and checked against the caller's scopes before it runs.
 
 pub mod clickhouse;
+mod counts;
 pub mod functions;
 pub mod json;
 pub mod output;

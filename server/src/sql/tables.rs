@@ -25,8 +25,13 @@ use logpulse_model::{AnomalyQuery, BaselineQuery, DataSource, LogFilter, ScanBat
 
 use logpulse_model::Storage;
 
+use super::counts;
+
 /// Rows per scan batch (Arrow record batch).
 pub const BATCH_ROWS: usize = 8192;
+
+/// `service` and `severity` in the `system_logs` schema.
+pub const KEY_COLUMNS: [usize; 2] = [2, 3];
 
 /// Pipes queryable as tables.
 pub use crate::routes::pipes::PIPES as PIPE_TABLES;
@@ -134,22 +139,26 @@ fn time_column(ds: DataSource) -> &'static str {
     }
 }
 
-fn literal_seconds(v: &ScalarValue) -> Option<i64> {
+/// A time literal as whole seconds (floored) and whether it had a fraction.
+fn literal_seconds(v: &ScalarValue) -> Option<(i64, bool)> {
+    let split = |v: i64, per: i64| (v.div_euclid(per), v.rem_euclid(per) != 0);
     match v {
-        ScalarValue::TimestampSecond(Some(s), _) => Some(*s),
-        ScalarValue::TimestampMillisecond(Some(s), _) => Some(s.div_euclid(1_000)),
-        ScalarValue::TimestampMicrosecond(Some(s), _) => Some(s.div_euclid(1_000_000)),
-        ScalarValue::TimestampNanosecond(Some(s), _) => Some(s.div_euclid(1_000_000_000)),
+        ScalarValue::TimestampSecond(Some(s), _) => Some((*s, false)),
+        ScalarValue::TimestampMillisecond(Some(s), _) => Some(split(*s, 1_000)),
+        ScalarValue::TimestampMicrosecond(Some(s), _) => Some(split(*s, 1_000_000)),
+        ScalarValue::TimestampNanosecond(Some(s), _) => Some(split(*s, 1_000_000_000)),
         _ => None,
     }
 }
 
-/// What one filter conjunct tells the scan, if anything.
+/// What one filter conjunct tells the scan, exactly: the scan returns only
+/// rows that pass it, so SQL does not apply it again.
 enum Hint {
-    /// Partition time at least this (seconds).
-    From(i64),
-    /// Partition time below this (seconds).
-    Before(i64),
+    /// Partition time in `[from, before)` (seconds).
+    Time {
+        from: i64,
+        before: i64,
+    },
     Service(String),
     Severity(String),
 }
@@ -164,13 +173,19 @@ fn hint(ds: DataSource, e: &Expr) -> Option<Hint> {
         _ => return None,
     };
     if col.name == time_column(ds) {
-        let s = literal_seconds(lit)?;
-        return match op {
-            Operator::Gt | Operator::GtEq => Some(Hint::From(s)),
-            Operator::Lt | Operator::LtEq => Some(Hint::Before(s + 1)),
-            Operator::Eq => Some(Hint::From(s)),
-            _ => None,
+        // Stored times are whole seconds: `t > 5.5` is `t >= 6`, `t < 5.5`
+        // is `t < 6`, `t = 5.5` matches nothing.
+        let (s, frac) = literal_seconds(lit)?;
+        let (from, before) = match op {
+            Operator::Gt => (s + 1, i64::MAX),
+            Operator::GtEq => (s + frac as i64, i64::MAX),
+            Operator::Lt => (i64::MIN, s + frac as i64),
+            Operator::LtEq => (i64::MIN, s + 1),
+            Operator::Eq if frac => (0, 0),
+            Operator::Eq => (s, s + 1),
+            _ => return None,
         };
+        return Some(Hint::Time { from, before });
     }
     if ds != DataSource::SystemLogs || op != Operator::Eq {
         return None;
@@ -186,18 +201,31 @@ fn hint(ds: DataSource, e: &Expr) -> Option<Hint> {
     }
 }
 
-/// The scan a set of filter conjuncts allows (the filters are applied
-/// again above the scan: pushdown only narrows what is read).
+/// The scan a set of filter conjuncts asks for (each one a [`Hint`]; the
+/// scan is exact, so they are not applied again above it).
 fn scan_filter(ds: DataSource, filters: &[Expr]) -> ScanFilter {
     let mut f = ScanFilter::all(ds);
+    let mut empty = false;
     for e in filters {
         match hint(ds, e) {
-            Some(Hint::From(s)) => f.start = f.start.max(s.clamp(0, 1 << 32) as u64),
-            Some(Hint::Before(s)) => f.end = f.end.min(s.clamp(0, 1 << 32) as u64),
-            Some(Hint::Service(s)) => f.service = Some(s),
-            Some(Hint::Severity(s)) => f.severity = Some(s),
+            Some(Hint::Time { from, before }) => {
+                f.start = f.start.max(from.clamp(0, 1 << 32) as u64);
+                f.end = f.end.min(before.clamp(0, 1 << 32) as u64);
+            }
+            Some(Hint::Service(s)) => {
+                empty |= f.service.as_ref().is_some_and(|o| *o != s);
+                f.service = Some(s);
+            }
+            Some(Hint::Severity(s)) => {
+                empty |= f.severity.as_ref().is_some_and(|o| *o != s);
+                f.severity = Some(s);
+            }
             None => {}
         }
+    }
+    if empty || f.start >= f.end {
+        // Contradictory conjuncts (`service = 'a' AND service = 'b'`).
+        (f.start, f.end) = (0, 0);
     }
     f
 }
@@ -219,7 +247,7 @@ impl TableProvider for DataSourceTable {
         Ok(filters
             .iter()
             .map(|e| match hint(self.ds, e) {
-                Some(_) => TableProviderFilterPushDown::Inexact,
+                Some(_) => TableProviderFilterPushDown::Exact,
                 None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
@@ -239,11 +267,16 @@ impl TableProvider for DataSourceTable {
         };
         let schema = Arc::new(full.project(&columns)?);
         if columns.is_empty() && filters.is_empty() {
-            return self.row_count_only(schema).await;
+            return counts::whole_table(self.storage.clone(), self.ds, schema).await;
+        }
+        let filter = scan_filter(self.ds, filters);
+        if self.ds == DataSource::SystemLogs && columns.iter().all(|c| KEY_COLUMNS.contains(c)) {
+            let (storage, counters) = (self.storage.clone(), self.counters.clone());
+            return counts::key_rows(storage, &filter, schema, &columns, counters).await;
         }
         let part = ScanPartition {
             storage: self.storage.clone(),
-            filter: scan_filter(self.ds, filters),
+            filter,
             schema: schema.clone(),
             columns,
             counters: self.counters.clone(),
@@ -251,33 +284,6 @@ impl TableProvider for DataSourceTable {
         let exec =
             StreamingTableExec::try_new(schema, vec![Arc::new(part)], None, [], false, None)?;
         Ok(Arc::new(exec))
-    }
-}
-
-impl DataSourceTable {
-    /// A scan that needs no column and no row filter (`count()` of a whole
-    /// table): batches with no columns whose row counts add up to the table's
-    /// row count, taken from the storage's statistics instead of reading rows.
-    async fn row_count_only(&self, schema: SchemaRef) -> Result<Arc<dyn ExecutionPlan>> {
-        let (storage, ds) = (self.storage.clone(), self.ds);
-        let stats = tokio::task::spawn_blocking(move || storage.datasource_stats(ds))
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let mut left = stats.rows as usize;
-        let mut batches = Vec::with_capacity(left / BATCH_ROWS + 1);
-        while left > 0 {
-            let n = left.min(BATCH_ROWS);
-            let options = RecordBatchOptions::new().with_row_count(Some(n));
-            batches.push(RecordBatch::try_new_with_options(
-                schema.clone(),
-                vec![],
-                &options,
-            )?);
-            left -= n;
-        }
-        MemorySourceConfig::try_new_exec(&[batches], schema, None)
-            .map(|e| e as Arc<dyn ExecutionPlan>)
     }
 }
 
