@@ -311,7 +311,10 @@ fn a_whole_table_count_comes_from_the_row_count_and_matches_the_rows() {
              WHERE timestamp >= '2024-06-01 11:00:00' AND timestamp < '2024-06-01 12:00:00' \
              AND severity = 'INFO' GROUP BY service, severity";
     let v = sql(&d, q).ok_json();
-    assert_eq!(v["data"], json!([{"service": "api", "severity": "INFO", "n": 6667}]));
+    assert_eq!(
+        v["data"],
+        json!([{"service": "api", "severity": "INFO", "n": 6667}])
+    );
     assert_eq!(v["statistics"]["bytes_read"], 0, "{v}");
     let scanned = sql(&d, &q.replace("count()", "count(message)")).ok_json();
     assert_eq!(scanned["data"], v["data"]);
