@@ -81,12 +81,16 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP logpulse_datasource_rows Rows per data source.\n# TYPE logpulse_datasource_rows gauge");
         for ds in DataSource::ALL {
-            let _ = writeln!(
-                out,
-                "logpulse_datasource_rows{{datasource=\"{}\"}} {}",
-                ds.name(),
-                storage.datasource_stats(ds).map_or(0, |s| s.rows)
-            );
+            // A backend that cannot say leaves the sample out rather than
+            // reporting a false 0.
+            if let Ok(s) = storage.datasource_stats(ds) {
+                let _ = writeln!(
+                    out,
+                    "logpulse_datasource_rows{{datasource=\"{}\"}} {}",
+                    ds.name(),
+                    s.rows
+                );
+            }
         }
         let routes = self.routes.lock();
         let _ = writeln!(out, "# HELP logpulse_http_requests_total HTTP requests by route and status.\n# TYPE logpulse_http_requests_total counter");

@@ -177,12 +177,12 @@ fn hint(ds: DataSource, e: &Expr) -> Option<Hint> {
         // is `t < 6`, `t = 5.5` matches nothing.
         let (s, frac) = literal_seconds(lit)?;
         let (from, before) = match op {
-            Operator::Gt => (s + 1, i64::MAX),
-            Operator::GtEq => (s + frac as i64, i64::MAX),
-            Operator::Lt => (i64::MIN, s + frac as i64),
-            Operator::LtEq => (i64::MIN, s + 1),
+            Operator::Gt => (s.saturating_add(1), i64::MAX),
+            Operator::GtEq => (s.saturating_add(frac as i64), i64::MAX),
+            Operator::Lt => (i64::MIN, s.saturating_add(frac as i64)),
+            Operator::LtEq => (i64::MIN, s.saturating_add(1)),
             Operator::Eq if frac => (0, 0),
-            Operator::Eq => (s, s + 1),
+            Operator::Eq => (s, s.saturating_add(1)),
             _ => return None,
         };
         return Some(Hint::Time { from, before });
