@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod ingest;
+pub mod meta;
 pub mod query;
 pub mod row;
 pub mod scan;
@@ -17,6 +18,7 @@ pub mod time;
 pub mod write;
 
 pub use error::{Error, Result};
+pub use meta::{MetaStore, TokenRecord};
 pub use query::{
     Anomalies, AnomalyQuery, AnomalyRow, BaselineAnomalies, BaselineQuery, BaselineRow, Contains,
     Distribution, DistributionRow, KeyMinutes, LogFilter, LogsAfter, ReadStats, RecentLogs,

@@ -45,6 +45,76 @@ pub fn round2(x: f64) -> f64 {
     (x * 100.0).round_ties_even() / 100.0
 }
 
+/// Mean and population standard deviation of `n` per-minute counts whose
+/// sum is `sum` and sum of squares `sum_sq` (the minutes not counted are 0):
+/// `log_baseline_anomalies`' baseline, the same on every backend.
+pub fn mean_stddev(sum: u64, sum_sq: u128, n: u64) -> (f64, f64) {
+    let n = n.max(1) as f64;
+    let mean = sum as f64 / n;
+    let var = (sum_sq as f64 / n - mean * mean).max(0.0);
+    (mean, var.sqrt())
+}
+
+/// Whether `count` is anomalous against a baseline, and its z-score.
+pub fn judge(count: u64, mean: f64, stddev: f64, z: f64, min_count: u64) -> Option<f64> {
+    let c = count as f64;
+    (count >= min_count && c > mean + z * stddev).then(|| round2((c - mean) / stddev))
+}
+
+/// A row of the anomaly pipes, for the order they share.
+pub trait MinuteRanked {
+    /// (minute, log_count, service, severity).
+    fn rank(&self) -> (u32, u64, &str, &str);
+}
+
+/// The anomaly pipes' order: newest minute first, then the larger count,
+/// then service and severity ascending.
+pub fn minute_rank_order<T: MinuteRanked>(a: &T, b: &T) -> std::cmp::Ordering {
+    let (am, ac, asv, asev) = a.rank();
+    let (bm, bc, bsv, bsev) = b.rank();
+    bm.cmp(&am)
+        .then_with(|| bc.cmp(&ac))
+        .then_with(|| asv.cmp(bsv))
+        .then_with(|| asev.cmp(bsev))
+}
+
+impl MinuteRanked for AnomalyRow {
+    fn rank(&self) -> (u32, u64, &str, &str) {
+        (self.minute, self.log_count, &self.service, &self.severity)
+    }
+}
+
+impl MinuteRanked for BaselineRow {
+    fn rank(&self) -> (u32, u64, &str, &str) {
+        (self.minute, self.log_count, &self.service, &self.severity)
+    }
+}
+
+impl BaselineRow {
+    /// A window minute's row judged against its key's baseline (`sums`:
+    /// the sum and sum of squares of the key's per-minute counts over the
+    /// baseline hours), if it is anomalous.
+    pub fn judged(
+        minute: u32,
+        key: (Arc<str>, Arc<str>),
+        count: u64,
+        sums: (u64, u128),
+        q: &BaselineQuery,
+    ) -> Option<BaselineRow> {
+        let (mean, stddev) = mean_stddev(sums.0, sums.1, q.baseline_hours as u64 * 60);
+        let z_score = judge(count, mean, stddev, q.z, q.min_count)?;
+        Some(BaselineRow {
+            minute,
+            service: key.0,
+            severity: key.1,
+            log_count: count,
+            baseline_mean: mean,
+            baseline_stddev: stddev,
+            z_score,
+        })
+    }
+}
+
 /// A needle, lower-cased once. Matching lower-cases the haystack with
 /// Unicode rules (`str::to_lowercase`), unless both are ASCII.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use crate::keys::Keys;
 use crate::state::State;
 
 use super::{round2, visit, Grain, KeyFilter};
-use logpulse_model::query::{Anomalies, AnomalyQuery, AnomalyRow};
+use logpulse_model::query::{minute_rank_order, Anomalies, AnomalyQuery, AnomalyRow};
 
 pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomalies> {
     // The thresholds in force are few: walk them, not the keys.
@@ -45,13 +45,7 @@ pub fn log_anomalies(st: &State, keys: &Keys, q: &AnomalyQuery) -> Result<Anomal
         })
         .collect();
     let rows_before_limit = rows.len() as u64;
-    super::top_sorted(&mut rows, q.limit, |a, b| {
-        b.minute
-            .cmp(&a.minute)
-            .then_with(|| b.log_count.cmp(&a.log_count))
-            .then_with(|| a.service.cmp(&b.service))
-            .then_with(|| a.severity.cmp(&b.severity))
-    });
+    super::top_sorted(&mut rows, q.limit, minute_rank_order);
     Ok(Anomalies {
         rows,
         rows_before_limit,

@@ -8,23 +8,8 @@ use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
-use super::{round2, visit, Grain, KeyFilter, ReadStats};
-use logpulse_model::query::{BaselineAnomalies, BaselineQuery, BaselineRow};
-
-/// Mean and population standard deviation of `n` per-minute counts whose
-/// sum is `sum` and sum of squares `sum_sq` (the minutes not counted are 0).
-pub fn mean_stddev(sum: u64, sum_sq: u128, n: u64) -> (f64, f64) {
-    let n = n.max(1) as f64;
-    let mean = sum as f64 / n;
-    let var = (sum_sq as f64 / n - mean * mean).max(0.0);
-    (mean, var.sqrt())
-}
-
-/// Whether `count` is anomalous against a baseline, and its z-score.
-pub fn judge(count: u64, mean: f64, stddev: f64, z: f64, min_count: u64) -> Option<f64> {
-    let c = count as f64;
-    (count >= min_count && c > mean + z * stddev).then(|| round2((c - mean) / stddev))
-}
+use super::{visit, Grain, KeyFilter, ReadStats};
+use logpulse_model::query::{minute_rank_order, BaselineAnomalies, BaselineQuery, BaselineRow};
 
 pub fn log_baseline_anomalies(
     st: &State,
@@ -53,33 +38,16 @@ pub fn log_baseline_anomalies(
     let bkf = KeyFilter::of(keys, candidates);
     let bstart = start.saturating_sub(q.baseline_hours as u64 * 3600);
     let sums = baseline_sums(st, &bkf, bstart, start, &mut stats)?;
-    let n = q.baseline_hours as u64 * 60;
     let mut rows: Vec<BaselineRow> = window
         .into_iter()
         .filter(|(_, c)| *c >= floor)
         .filter_map(|((key, minute), count)| {
-            let (sum, sum_sq) = sums.get(&key).copied().unwrap_or((0, 0));
-            let (mean, stddev) = mean_stddev(sum, sum_sq, n);
-            let z_score = judge(count, mean, stddev, q.z, q.min_count)?;
+            let sums = sums.get(&key).copied().unwrap_or((0, 0));
             let (s, v) = keys.name(key);
-            Some(BaselineRow {
-                minute: minute * 60,
-                service: s.clone(),
-                severity: v.clone(),
-                log_count: count,
-                baseline_mean: mean,
-                baseline_stddev: stddev,
-                z_score,
-            })
+            BaselineRow::judged(minute * 60, (s.clone(), v.clone()), count, sums, q)
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.minute
-            .cmp(&a.minute)
-            .then_with(|| b.log_count.cmp(&a.log_count))
-            .then_with(|| a.service.cmp(&b.service))
-            .then_with(|| a.severity.cmp(&b.severity))
-    });
+    rows.sort_by(minute_rank_order);
     let rows_before_limit = rows.len() as u64;
     rows.truncate(q.limit);
     Ok(BaselineAnomalies {
