@@ -1,10 +1,11 @@
-//! Tokens: the admin token and scoped tokens (Tinybird's Tokens API),
-//! persisted in `<data-dir>/tokens.json`. Token values are compared in
+//! Tokens: the admin token and scoped tokens (Tinybird's Tokens API), kept
+//! by the backend's [`MetaStore`] (files in the data dir, or ClickHouse so
+//! that every node of a cluster accepts them). Token values are compared in
 //! constant time and never logged.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use parking_lot::RwLock;
@@ -13,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use logpulse_model::{MetaStore, TokenRecord};
 
+/// The generated admin token's name in the [`MetaStore`], and its file in
+/// the data dir.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
-pub const TOKENS_FILE: &str = "tokens.json";
 
 /// Shortest admin token accepted at start.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
@@ -99,11 +102,6 @@ pub struct Token {
     pub scopes: Vec<Scope>,
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct TokensFile {
-    tokens: Vec<Token>,
-}
-
 /// Who a request is.
 #[derive(Clone, Debug)]
 pub enum Principal {
@@ -149,7 +147,7 @@ impl Principal {
 
 pub struct Auth {
     admin: String,
-    path: PathBuf,
+    meta: Arc<dyn MetaStore>,
     tokens: RwLock<BTreeMap<String, Token>>,
 }
 
@@ -167,30 +165,36 @@ pub fn generate_token() -> String {
 }
 
 impl Auth {
-    /// Loads tokens; resolves the admin token from config or the data dir's
-    /// `admin-token` file, generating it there on first start.
-    pub fn load(data_dir: &Path, configured_admin: Option<String>) -> anyhow::Result<Auth> {
+    /// Loads tokens; resolves the admin token from config, or the store's
+    /// `admin-token`, generating it there on first start. Blocks.
+    pub fn load(
+        meta: Arc<dyn MetaStore>,
+        data_dir: &Path,
+        configured_admin: Option<String>,
+    ) -> anyhow::Result<Auth> {
         let admin = match configured_admin {
             Some(t) => t,
-            None => load_or_generate_admin(data_dir)?,
+            None => load_or_generate_admin(meta.as_ref(), data_dir)?,
         };
         check_admin_token(&admin)?;
-        let path = data_dir.join(TOKENS_FILE);
-        let tokens = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice::<TokensFile>(&b)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-                .tokens
-                .into_iter()
-                .map(|t| (t.name.clone(), t))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
-        };
+        let tokens = read_tokens(meta.as_ref())?;
         Ok(Auth {
             admin,
-            path,
+            meta,
             tokens: RwLock::new(tokens),
         })
+    }
+
+    /// Whether other nodes change the tokens too (see [`Self::refresh`]).
+    pub fn shared(&self) -> bool {
+        self.meta.shared()
+    }
+
+    /// Re-reads the tokens (other nodes' creations and deletions). Blocks.
+    pub fn refresh(&self) -> anyhow::Result<()> {
+        let tokens = read_tokens(self.meta.as_ref())?;
+        *self.tokens.write() = tokens;
+        Ok(())
     }
 
     /// The token of a request: `Authorization: Bearer <token>`, HTTP Basic
@@ -260,31 +264,37 @@ impl Auth {
             token: generate_token(),
             scopes,
         };
+        self.meta.put_token(&record(&t)).map_err(store_error)?;
         tokens.insert(name.to_string(), t.clone());
-        self.persist(&tokens).inspect_err(|_| {
-            tokens.remove(name);
-        })?;
         Ok(t)
     }
 
     pub fn delete(&self, name: &str) -> Result<(), ApiError> {
         let mut tokens = self.tokens.write();
-        let Some(old) = tokens.remove(name) else {
+        if !tokens.contains_key(name) {
             return Err(ApiError::NotFound(format!("no token named {name:?}")));
-        };
-        self.persist(&tokens).inspect_err(|_| {
-            tokens.insert(name.to_string(), old);
-        })
+        }
+        self.meta.delete_token(name).map_err(store_error)?;
+        tokens.remove(name);
+        Ok(())
     }
+}
 
-    fn persist(&self, tokens: &BTreeMap<String, Token>) -> Result<(), ApiError> {
-        let file = TokensFile {
-            tokens: tokens.values().cloned().collect(),
-        };
-        let data = serde_json::to_vec_pretty(&file).expect("tokens serialize");
-        logpulse_engine::durability::rewrite_private(&self.path, &data)
-            .map_err(|e| ApiError::Internal(format!("saving tokens: {e}")))
+fn read_tokens(meta: &dyn MetaStore) -> anyhow::Result<BTreeMap<String, Token>> {
+    let mut out = BTreeMap::new();
+    for r in meta.tokens()? {
+        let scopes: Vec<Scope> = serde_json::from_str(&r.scopes)
+            .map_err(|e| anyhow::anyhow!("the scopes of token {:?}: {e}", r.name))?;
+        out.insert(
+            r.name.clone(),
+            Token {
+                name: r.name,
+                token: r.token,
+                scopes,
+            },
+        );
     }
+    Ok(out)
 }
 
 /// The password of an `Authorization: Basic` value.
@@ -300,17 +310,27 @@ fn basic_password(v: &str) -> Option<String> {
     text.split_once(':').map(|(_, p)| p.to_string())
 }
 
-fn load_or_generate_admin(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(ADMIN_TOKEN_FILE);
-    if let Ok(t) = fs::read_to_string(&path) {
-        let t = t.trim().to_string();
-        if !t.is_empty() {
-            tracing::info!(path = %path.display(), "admin token read from file");
-            return Ok(t);
-        }
+fn record(t: &Token) -> TokenRecord {
+    TokenRecord {
+        name: t.name.clone(),
+        token: t.token.clone(),
+        scopes: serde_json::to_string(&t.scopes).expect("scopes serialize"),
     }
-    let token = generate_token();
-    logpulse_engine::durability::rewrite_private(&path, format!("{token}\n").as_bytes())?;
-    tracing::info!(path = %path.display(), "generated admin token; read it from this file");
+}
+
+fn store_error(e: logpulse_model::Error) -> ApiError {
+    ApiError::from(e)
+}
+
+/// The generated admin token: from the store, or made and stored there. A
+/// store shared by several nodes also gets a copy in this node's data dir,
+/// so that its operator reads it where the embedded backend keeps it.
+fn load_or_generate_admin(meta: &dyn MetaStore, data_dir: &Path) -> anyhow::Result<String> {
+    let token = meta.value_or_init(ADMIN_TOKEN_FILE, &generate_token)?;
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if meta.shared() {
+        logpulse_engine::durability::rewrite_private(&path, format!("{token}\n").as_bytes())?;
+    }
+    tracing::info!(path = %path.display(), "admin token ready; read it from this file");
     Ok(token)
 }

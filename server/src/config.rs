@@ -149,6 +149,34 @@ pub struct Args {
     /// SQL queries run at once; more are answered 429 [default: 4].
     #[arg(long, env = "LOGPULSE_SQL_CONCURRENCY_MAX")]
     pub sql_concurrency_max: Option<usize>,
+    /// Storage backend: `embedded` (segment files in the data dir) or
+    /// `clickhouse` (a ClickHouse server or cluster) [default: embedded].
+    #[arg(long, env = "LOGPULSE_BACKEND")]
+    pub backend: Option<String>,
+    /// ClickHouse HTTP endpoints, comma-separated: every node of the cluster
+    /// (tried in turn when one is down) [default: http://127.0.0.1:8123].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database of logpulse's tables [default: logpulse].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_DATABASE")]
+    pub clickhouse_database: Option<String>,
+    /// ClickHouse cluster (remote_servers) to spread rows over: local tables
+    /// per node and Distributed tables over them [default: none, one server].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_CLUSTER")]
+    pub clickhouse_cluster: Option<String>,
+    /// ClickHouse user [default: default].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password [default: empty].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+    /// Longest one request to ClickHouse may take [default: 10000].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_TIMEOUT_MS")]
+    pub clickhouse_timeout_ms: Option<u64>,
+    /// How far the live tail trails the clock on ClickHouse, so that other
+    /// nodes' rows are visible before it passes them [default: 1000].
+    #[arg(long, env = "LOGPULSE_CLICKHOUSE_TAIL_SETTLE_MS")]
+    pub clickhouse_tail_settle_ms: Option<u64>,
 }
 
 /// The TOML file: the same keys, all optional, nothing unknown.
@@ -197,6 +225,14 @@ pub struct FileConfig {
     pub sql_max_rows: Option<usize>,
     pub sql_threads: Option<usize>,
     pub sql_concurrency_max: Option<usize>,
+    pub backend: Option<String>,
+    pub clickhouse_url: Option<String>,
+    pub clickhouse_database: Option<String>,
+    pub clickhouse_cluster: Option<String>,
+    pub clickhouse_user: Option<String>,
+    pub clickhouse_password: Option<String>,
+    pub clickhouse_timeout_ms: Option<u64>,
+    pub clickhouse_tail_settle_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -231,6 +267,7 @@ pub struct Config {
     pub min_free_disk_bytes: u64,
     pub block_cache_bytes: u64,
     pub sql: crate::sql::Limits,
+    pub backend: crate::backend::Backend,
 }
 
 impl Config {
@@ -241,6 +278,7 @@ impl Config {
         };
         let alerts = crate::alerts::AlertConfig::resolve(&args, &file)?;
         let sql = sql_limits(&args, &file);
+        let backend = crate::backend::Backend::resolve(&args, &file)?;
         let tls_cert_file = args.tls_cert_file.or(file.tls_cert_file);
         let tls_key_file = args.tls_key_file.or(file.tls_key_file);
         anyhow::ensure!(
@@ -248,6 +286,7 @@ impl Config {
             "tls_cert_file and tls_key_file go together"
         );
         Ok(Config {
+            backend,
             alerts,
             tls_cert_file,
             tls_key_file,

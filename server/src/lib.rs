@@ -8,6 +8,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod meta_files;
 pub mod metrics;
 pub mod params;
 pub mod render;
@@ -28,7 +29,7 @@ use tracing::{error, info};
 use crate::app::{AppInner, AppState};
 use crate::auth::Auth;
 use crate::config::Config;
-use logpulse_model::Storage;
+use logpulse_model::{MetaStore, Storage};
 
 /// Opens storage, binds, serves until SIGTERM/SIGINT, then drains and syncs.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -37,9 +38,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     create_private_dir(&config.data_dir)?;
     make_private(&config.data_dir);
-    let storage: Arc<dyn Storage> = backend::open(&config).await?;
-    let auth = Auth::load(&config.data_dir, config.admin_token.clone())?;
-    let workspace_id = workspace_id(&config.data_dir)?;
+    let (storage, meta): (Arc<dyn Storage>, Arc<dyn MetaStore>) = backend::open(&config).await?;
+    let (auth, workspace_id) = {
+        let (meta, dir, admin) = (
+            meta.clone(),
+            config.data_dir.clone(),
+            config.admin_token.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Auth, String)> {
+            let workspace_id = workspace_id(meta.as_ref())?;
+            Ok((Auth::load(meta, &dir, admin)?, workspace_id))
+        })
+        .await??
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -75,6 +86,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         alerts,
         tail: tail.clone(),
     });
+    if state.auth.shared() {
+        tokio::spawn(refresh_tokens(state.clone()));
+    }
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(c), Some(k)) => Some(tls::Tls::load(c, k)?),
         _ => None,
@@ -242,15 +256,29 @@ fn created_at(data_dir: &Path) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
-/// A stable id for `GET /v0/workspace`, made on first start.
-fn workspace_id(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("workspace-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        if !id.trim().is_empty() {
-            return Ok(id.trim().to_string());
+/// A stable id for `GET /v0/workspace`, made on first start (kept by the
+/// backend's [`MetaStore`], so every node of a cluster reports the same).
+fn workspace_id(meta: &dyn MetaStore) -> anyhow::Result<String> {
+    Ok(meta.value_or_init("workspace-id", &|| {
+        auth::generate_token()[3..35].to_string()
+    })?)
+}
+
+/// Re-reads the tokens every second when other nodes change them too.
+async fn refresh_tokens(state: AppState) {
+    let mut tick = tokio::time::interval(TOKEN_REFRESH);
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || st.auth.refresh()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not re-read tokens; keeping the last ones")
+            }
+            Err(e) => tracing::warn!(error = %e, "token refresh failed"),
         }
     }
-    let id = auth::generate_token()[3..35].to_string();
-    logpulse_engine::durability::rewrite_atomic(&path, id.as_bytes())?;
-    Ok(id)
 }
+
+/// How often tokens shared by several nodes are re-read.
+const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
