@@ -53,7 +53,10 @@ impl Error {
 
 impl From<Error> for ModelError {
     fn from(e: Error) -> ModelError {
-        if e.is_unavailable() {
+        if matches!(e, Error::Server { code: 202, .. }) {
+            tracing::warn!(error = %e, "ClickHouse busy");
+            ModelError::Busy(format!("storage busy, retry shortly: {e}"))
+        } else if e.is_unavailable() {
             tracing::warn!(error = %e, "ClickHouse unavailable");
             ModelError::Unavailable(format!("storage unavailable: {e}"))
         } else {

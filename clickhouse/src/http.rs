@@ -6,7 +6,10 @@
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 use base64::Engine as _;
 use logpulse_model::ReadStats;
@@ -17,6 +20,59 @@ use crate::error::{Error, Result};
 
 /// How long connecting to one endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Requests one `logpulsed` has in flight to ClickHouse at most; more wait
+/// their turn (a server refuses queries past `max_concurrent_queries`,
+/// 100 by default, and several nodes share it).
+pub const IN_FLIGHT_MAX: usize = 16;
+
+/// A counting semaphore over the requests in flight.
+struct Gate {
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A request's turn; ends when dropped.
+struct Permit(Arc<Gate>);
+
+impl Gate {
+    fn enter(self: &Arc<Self>, timeout: Duration) -> Result<Permit> {
+        let deadline = Instant::now() + timeout;
+        let mut busy = self.busy.lock();
+        while *busy >= IN_FLIGHT_MAX {
+            if self.freed.wait_until(&mut busy, deadline).timed_out() {
+                return Err(Error::Server {
+                    endpoint: "logpulsed".into(),
+                    code: 202,
+                    message: format!(
+                        "{IN_FLIGHT_MAX} requests to ClickHouse in flight for {timeout:?}"
+                    ),
+                });
+            }
+        }
+        *busy += 1;
+        Ok(Permit(self.clone()))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        *self.0.busy.lock() -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// An answer being read, holding its request's turn until dropped.
+struct Answer {
+    reader: Box<dyn Read + Send>,
+    _permit: Permit,
+}
+
+impl Read for Answer {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
 
 /// Where and as whom to connect.
 #[derive(Clone, Debug)]
@@ -34,6 +90,8 @@ pub struct Client {
     auth: Option<String>,
     agent: ureq::Agent,
     preferred: AtomicUsize,
+    gate: Arc<Gate>,
+    timeout: Duration,
 }
 
 /// A `FORMAT JSON` answer.
@@ -74,9 +132,15 @@ impl Client {
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(CONNECT_TIMEOUT)
                 .timeout(ep.timeout)
+                .max_idle_connections(32)
                 .max_idle_connections_per_host(16)
                 .build(),
             preferred: AtomicUsize::new(0),
+            gate: Arc::new(Gate {
+                busy: Mutex::new(0),
+                freed: Condvar::new(),
+            }),
+            timeout: ep.timeout,
         }
     }
 
@@ -167,6 +231,7 @@ impl Client {
         query: Option<&str>,
         settings: &[(&str, &str)],
     ) -> Result<Box<dyn Read + Send>> {
+        let permit = self.gate.enter(self.timeout)?;
         let endpoint = &self.urls[i];
         let base = format!("{endpoint}/?");
         let start = base.len();
@@ -182,7 +247,10 @@ impl Client {
             req = req.set("Authorization", a);
         }
         match req.send_bytes(body) {
-            Ok(resp) => Ok(Box::new(resp.into_reader())),
+            Ok(resp) => Ok(Box::new(Answer {
+                reader: resp.into_reader(),
+                _permit: permit,
+            })),
             Err(ureq::Error::Status(status, resp)) => {
                 let text = resp.into_string().unwrap_or_default();
                 Err(Error::Server {

@@ -90,10 +90,12 @@ impl Table {
         }
     }
 
-    /// The column that spreads rows over shards.
+    /// What spreads rows over shards: a hash of the seq (the seq itself
+    /// would not do: its low bits are the node id, so `seq % shards` would
+    /// send all of one node's rows to one shard).
     fn sharding_key(self) -> &'static str {
         match self {
-            Table::Data(_) => "seq",
+            Table::Data(_) => "intHash64(seq)",
             Table::Meta(_) => "rand()",
         }
     }
@@ -188,7 +190,9 @@ mod tests {
         };
         let ddl = l.ddl();
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `lp`.system_logs_local ("));
-        assert!(ddl[2].contains("ENGINE = Distributed(`c`, `lp`, system_logs_local, seq)"));
+        assert!(
+            ddl[2].contains("ENGINE = Distributed(`c`, `lp`, system_logs_local, intHash64(seq))")
+        );
         let single = Layout {
             database: "lp".into(),
             cluster: None,

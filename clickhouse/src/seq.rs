@@ -92,6 +92,13 @@ impl Seqs {
         (tick << NODE_BITS) | self.node
     }
 
+    /// A seq every row allocated from now on exceeds (on this node; other
+    /// nodes' up to the clock skew).
+    pub fn now(&self) -> u64 {
+        let last = self.inner.lock().last_tick;
+        (now_us().max(last) << NODE_BITS) | (NODES as u64 - 1)
+    }
+
     /// The watermark: every row with a smaller or equal seq is visible
     /// (this node's exactly, other nodes' once `settle` has passed).
     pub fn published(&self) -> u64 {

@@ -114,6 +114,10 @@ impl Storage for ClickHouse {
         self.seqs.published()
     }
 
+    fn seq_now(&self) -> u64 {
+        self.seqs.now()
+    }
+
     fn logs_after(
         &self,
         after: u64,
