@@ -40,6 +40,13 @@ pub trait Storage: Send + Sync + 'static {
     /// blocking (an atomic or a cached value), cheap enough to poll often.
     /// A tail reads `logs_after` when it grows.
     fn published_seq(&self) -> u64;
+    /// A seq that every row acknowledged from now on exceeds: where a tail
+    /// opened without Last-Event-ID starts. From memory, without blocking.
+    /// A backend whose [`Storage::published_seq`] trails the newest rows
+    /// (a shared database) answers more; by default it is the same.
+    fn seq_now(&self) -> u64 {
+        self.published_seq()
+    }
     /// Matching `system_logs` rows with seq > `after`, in seq order, at most
     /// `limit`, and the seq the next page starts after.
     fn logs_after(

@@ -93,12 +93,15 @@ struct Subscriber {
     tx: mpsc::Sender<Item>,
     missed: u64,
     last_missed: u64,
+    /// Rows with a seq up to this one were acknowledged before the stream
+    /// opened: not offered, not counted as missed.
+    from: u64,
 }
 
 impl Subscriber {
     /// Hands over a row without waiting; false once the stream is gone.
     fn offer(&mut self, row: &Arc<TailRow>) -> bool {
-        if !self.filter.matches(&row.row) {
+        if row.seq <= self.from || !self.filter.matches(&row.row) {
             return true;
         }
         if !self.flush_lagged() {
@@ -205,8 +208,13 @@ impl Hub {
         self.open.load(Ordering::Acquire)
     }
 
-    /// Opens a stream, unless `max` are open or the hub is closed.
-    pub fn subscribe(self: &Arc<Self>, filter: TailFilter) -> Result<Subscription, Refused> {
+    /// Opens a stream, unless `max` are open or the hub is closed; `resume`:
+    /// it continues after a Last-Event-ID rather than starting now.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        filter: TailFilter,
+        resume: bool,
+    ) -> Result<Subscription, Refused> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::Closed);
         }
@@ -216,20 +224,27 @@ impl Hub {
             })
             .map_err(|_| Refused::TooMany(self.max))?;
         let (tx, rx) = mpsc::channel(self.buffer_rows);
+        // A backend whose published seq trails the newest rows (ClickHouse)
+        // still has rows acknowledged before now to hand out: not for a
+        // stream that starts now. One that resumes after an id reads those
+        // from storage and takes every live row after them.
+        let now = if resume { 0 } else { self.storage.seq_now() };
         let mut inner = self.inner.lock();
         let id = inner.next_id;
         inner.next_id += 1;
+        let from = inner.pos.max(now);
         inner.subs.push(Subscriber {
             id,
             filter,
             tx,
             missed: 0,
             last_missed: 0,
+            from,
         });
         Ok(Subscription {
             hub: self.clone(),
             id,
-            from: inner.pos,
+            from,
             rx,
         })
     }

@@ -44,12 +44,15 @@ pub async fn get(
         })?),
         None => None,
     };
-    let sub = app.tail.subscribe(filter.clone()).map_err(|r| match r {
-        Refused::TooMany(n) => ApiError::RateLimited(format!(
-            "at most {n} live tail streams may be open (tail_clients_max)"
-        )),
-        Refused::Closed => ApiError::Unavailable("shutting down".into()),
-    })?;
+    let sub = app
+        .tail
+        .subscribe(filter.clone(), last_id.is_some())
+        .map_err(|r| match r {
+            Refused::TooMany(n) => ApiError::RateLimited(format!(
+                "at most {n} live tail streams may be open (tail_clients_max)"
+            )),
+            Refused::Closed => ApiError::Unavailable("shutting down".into()),
+        })?;
     let stream = Stream {
         storage: app.tail.storage().clone(),
         filter,
