@@ -149,6 +149,9 @@ pub struct Auth {
     admin: String,
     meta: Arc<dyn MetaStore>,
     tokens: RwLock<BTreeMap<String, Token>>,
+    /// Creations and deletions by this node: a refresh that read the store
+    /// before one of them does not overwrite it.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -182,6 +185,7 @@ impl Auth {
             admin,
             meta,
             tokens: RwLock::new(tokens),
+            changes: Default::default(),
         })
     }
 
@@ -192,8 +196,13 @@ impl Auth {
 
     /// Re-reads the tokens (other nodes' creations and deletions). Blocks.
     pub fn refresh(&self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        let before = self.changes.load(Ordering::Acquire);
         let tokens = read_tokens(self.meta.as_ref())?;
-        *self.tokens.write() = tokens;
+        let mut current = self.tokens.write();
+        if self.changes.load(Ordering::Acquire) == before {
+            *current = tokens;
+        }
         Ok(())
     }
 
@@ -266,6 +275,8 @@ impl Auth {
         };
         self.meta.put_token(&record(&t)).map_err(store_error)?;
         tokens.insert(name.to_string(), t.clone());
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(t)
     }
 
@@ -276,6 +287,8 @@ impl Auth {
         }
         self.meta.delete_token(name).map_err(store_error)?;
         tokens.remove(name);
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 }
