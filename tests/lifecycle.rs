@@ -109,6 +109,11 @@ fn answers(d: &Daemon, start: i64, end: i64) -> Vec<Value> {
 
 #[test]
 fn background_compaction_settles_the_data_dir_without_losing_a_row() {
+    if common::clickhouse::embedded_only(
+        "compaction, retention and the disk budget of segment files",
+    ) {
+        return;
+    }
     let now = now_secs();
     let current_hour = now / 3600 * 3600;
     let first = current_hour - HOURS * 3600 - 3600;
@@ -305,6 +310,11 @@ fn fmt_hour_label(secs: i64) -> String {
 
 #[test]
 fn retention_and_disk_budget_drop_the_oldest_hours() {
+    if common::clickhouse::embedded_only(
+        "compaction, retention and the disk budget of segment files",
+    ) {
+        return;
+    }
     let now = now_secs();
     let current_hour = now / 3600 * 3600;
     let d = Daemon::options()
@@ -364,6 +374,11 @@ fn retention_and_disk_budget_drop_the_oldest_hours() {
 
 #[test]
 fn disk_budget_drops_oldest_hours_but_never_the_current_one() {
+    if common::clickhouse::embedded_only(
+        "compaction, retention and the disk budget of segment files",
+    ) {
+        return;
+    }
     let now = now_secs();
     let current_hour = now / 3600 * 3600;
     let mut d = Daemon::options().args(args(0)).start();
@@ -412,6 +427,11 @@ fn disk_budget_drops_oldest_hours_but_never_the_current_one() {
 
 #[test]
 fn free_space_floor_refuses_appends_and_resumes_by_itself() {
+    if common::clickhouse::embedded_only(
+        "compaction, retention and the disk budget of segment files",
+    ) {
+        return;
+    }
     let fs = match common::tmpfs::Tmpfs::mount("48m") {
         Ok(fs) => fs,
         Err(e) if std::env::var_os("CI").is_none() => {

@@ -310,6 +310,9 @@ fn recent_logs_and_error_distribution_match_the_reference_model() {
 
 #[test]
 fn the_model_holds_with_many_small_segment_files() {
+    if common::clickhouse::embedded_only("segment files") {
+        return;
+    }
     let mut d = Daemon::options()
         .arg("--segment-bytes-max")
         .arg("4096")

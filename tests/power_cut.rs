@@ -266,6 +266,9 @@ fn assert_none_lost(what: &str, o: &Outcome) {
 
 #[test]
 fn a_power_cut_keeps_every_row_acknowledged_with_wait_true() {
+    if common::clickhouse::embedded_only("power cuts of the data dir") {
+        return;
+    }
     let mut rng = rng();
     let m = mutation_env();
     let o = wait_true_power_cuts(m.as_deref(), env_knob("LP_POWER_CUTS", 2), &mut rng);
@@ -278,6 +281,9 @@ fn a_power_cut_keeps_every_row_acknowledged_with_wait_true() {
 /// builds and swaps; what was durable must hold every acknowledged row.
 #[test]
 fn a_power_cut_during_background_compaction_keeps_every_acknowledged_row() {
+    if common::clickhouse::embedded_only("power cuts of the data dir") {
+        return;
+    }
     let mut rng = rng();
     let (o, compact) = wait_true_power_cuts_with(
         None,
@@ -295,6 +301,9 @@ fn a_power_cut_during_background_compaction_keeps_every_acknowledged_row() {
 
 #[test]
 fn a_power_cut_loses_at_most_sync_interval_of_unwaited_rows() {
+    if common::clickhouse::embedded_only("power cuts of the data dir") {
+        return;
+    }
     let mut rng = rng();
     let m = mutation_env();
     for _ in 0..env_knob("LP_POWER_CUTS", 2) {
@@ -305,6 +314,9 @@ fn a_power_cut_loses_at_most_sync_interval_of_unwaited_rows() {
 
 #[test]
 fn after_sigterm_the_durable_image_holds_every_acknowledged_row() {
+    if common::clickhouse::embedded_only("power cuts of the data dir") {
+        return;
+    }
     let faults = Faults::new();
     let opts = Daemon::options().arg("--sync-interval-ms").arg("3600000");
     let mut d = faults.options(opts, mutation_env().as_deref()).start();
@@ -339,6 +351,9 @@ fn after_sigterm_the_durable_image_holds_every_acknowledged_row() {
 /// then find lost rows (else it could not catch the bug either).
 #[test]
 fn each_removed_sync_makes_the_power_cut_check_fail() {
+    if common::clickhouse::embedded_only("power cuts of the data dir") {
+        return;
+    }
     let mut rng = rng();
     for (mutation, unwaited) in [
         ("skip-wait-sync", false),

@@ -51,7 +51,10 @@ fn formats_and_the_clickhouse_json_shape() {
     );
     assert_eq!(v["meta"][0], json!({"name": "service", "type": "String"}));
     assert_eq!(v["rows"], 2);
-    assert_eq!(v["statistics"]["rows_read"], 20);
+    // On ClickHouse, statistics are what ClickHouse read for the counts.
+    if !clickhouse::enabled() {
+        assert_eq!(v["statistics"]["rows_read"], 20);
+    }
     assert!(v["statistics"]["elapsed"].as_f64().unwrap() >= 0.0);
 
     let q = "SELECT toStartOfHour(timestamp) AS h, JSONExtractString(metadata, 'region') AS r, count() AS n FROM system_logs GROUP BY h, r ORDER BY r";
@@ -300,7 +303,9 @@ fn a_whole_table_count_comes_from_the_row_count_and_matches_the_rows() {
     // The same figure as a scan of every row gives.
     assert_eq!(count("SELECT count(message) AS n FROM system_logs"), 20_000);
     let v = sql(&d, "SELECT count() AS n FROM system_logs").ok_json();
-    assert_eq!(v["statistics"]["rows_read"], 0, "{v}");
+    if !clickhouse::enabled() {
+        assert_eq!(v["statistics"]["rows_read"], 0, "{v}");
+    }
     // Rows without columns still are rows.
     let v = sql(&d, "SELECT 1 AS one FROM system_logs LIMIT 3").ok_json();
     assert_eq!(v["rows"], 3);
@@ -315,7 +320,9 @@ fn a_whole_table_count_comes_from_the_row_count_and_matches_the_rows() {
         v["data"],
         json!([{"service": "api", "severity": "INFO", "n": 6667}])
     );
-    assert_eq!(v["statistics"]["bytes_read"], 0, "{v}");
+    if !clickhouse::enabled() {
+        assert_eq!(v["statistics"]["bytes_read"], 0, "{v}");
+    }
     let scanned = sql(&d, &q.replace("count()", "count(message)")).ok_json();
     assert_eq!(scanned["data"], v["data"]);
     assert!(scanned["statistics"]["bytes_read"].as_u64().unwrap() > 0);

@@ -33,6 +33,9 @@ fn append(d: &Daemon, ids: &[String], ts: i64, wait: bool) -> Resp {
 
 #[test]
 fn a_failed_fsync_stops_every_append_until_restart_and_loses_nothing_acknowledged() {
+    if common::clickhouse::embedded_only("the embedded writer's injected faults") {
+        return;
+    }
     let faults = Faults::new();
     let mut d = faults.options(Daemon::options(), None).start();
     let ts = now_secs() - 300;
@@ -74,6 +77,9 @@ fn a_failed_fsync_stops_every_append_until_restart_and_loses_nothing_acknowledge
 
 #[test]
 fn a_stalled_writer_fills_its_queue_and_answers_429_then_catches_up() {
+    if common::clickhouse::embedded_only("the embedded writer's injected faults") {
+        return;
+    }
     let faults = Faults::new();
     let opts = Daemon::options()
         .arg("--queue-batches-max")

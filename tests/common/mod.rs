@@ -6,6 +6,7 @@
 //! path in `LOGPULSED`.
 #![allow(dead_code)]
 
+pub mod clickhouse;
 pub mod tmpfs;
 
 use std::fs::{File, OpenOptions};
@@ -221,6 +222,41 @@ pub struct Options {
     /// A data dir of the caller's (e.g. on a small filesystem) instead of one
     /// inside the daemon's temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// The ClickHouse backend to run on (see [`clickhouse`]); by default
+    /// set when `LP_TEST_BACKEND=clickhouse`.
+    pub clickhouse: Option<ClickHouseTarget>,
+}
+
+/// Where a daemon on the ClickHouse backend keeps its rows.
+#[derive(Clone, Debug)]
+pub struct ClickHouseTarget {
+    pub urls: String,
+    pub cluster: String,
+    pub database: String,
+    /// Drops the database when the daemon is dropped.
+    pub owner: bool,
+}
+
+impl ClickHouseTarget {
+    /// A fresh database on the shared two-node test cluster (started if
+    /// it is not running).
+    pub fn fresh() -> ClickHouseTarget {
+        clickhouse::ensure_nodes(&[1, 2]);
+        ClickHouseTarget {
+            urls: clickhouse::URLS.into(),
+            cluster: clickhouse::CLUSTER.into(),
+            database: clickhouse::fresh_database(),
+            owner: true,
+        }
+    }
+
+    /// The same database, for a second node that does not drop it.
+    pub fn shared(&self) -> ClickHouseTarget {
+        ClickHouseTarget {
+            owner: false,
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Options {
@@ -231,6 +267,7 @@ impl Default for Options {
             env: Vec::new(),
             known_token: None,
             data_dir: None,
+            clickhouse: clickhouse::enabled().then(ClickHouseTarget::fresh),
         }
     }
 }
@@ -256,6 +293,18 @@ impl Options {
     pub fn admin_token_configured_elsewhere(mut self, token: &str) -> Options {
         self.admin_token = None;
         self.known_token = Some(token.to_string());
+        self
+    }
+
+    /// Runs on the embedded engine whatever `LP_TEST_BACKEND` says.
+    pub fn embedded(mut self) -> Options {
+        self.clickhouse = None;
+        self
+    }
+
+    /// Runs on the ClickHouse backend at `target`.
+    pub fn clickhouse(mut self, target: ClickHouseTarget) -> Options {
+        self.clickhouse = Some(target);
         self
     }
 
@@ -365,6 +414,9 @@ impl Daemon {
                 .arg("--data-dir")
                 .arg(&self.data_dir)
                 .args(&self.opts.args);
+            if let Some(ch) = &self.opts.clickhouse {
+                cmd.args(clickhouse::args(&ch.urls, &ch.cluster, &ch.database));
+            }
             // The daemon's 1 GiB free-space floor is for hosts; test machines
             // (CI's among them) can have less free than that. Tests of the
             // floor itself set their own.
@@ -704,6 +756,12 @@ impl Drop for Daemon {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(ch) = self.opts.clickhouse.as_ref().filter(|c| c.owner) {
+            clickhouse::on_every_node(
+                &ch.urls,
+                &format!("DROP DATABASE IF EXISTS `{}`", ch.database),
+            );
         }
         if std::thread::panicking() {
             let log = self.log();
