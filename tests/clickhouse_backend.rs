@@ -13,7 +13,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::clickhouse;
@@ -194,8 +194,13 @@ fn two_nodes_on_one_cluster_answer_alike_and_share_tokens() {
     opts.admin_token = Some(a.token.clone());
     let b = opts.start();
     let rows = sample_rows();
-    a.ingest("system_logs", &rows[..700], false);
-    b.ingest("system_logs", &rows[700..], true);
+    // Many requests: each goes to one shard.
+    for chunk in rows[..700].chunks(50) {
+        a.ingest("system_logs", chunk, false);
+    }
+    for chunk in rows[700..].chunks(50) {
+        b.ingest("system_logs", chunk, true);
+    }
     for t in thresholds() {
         a.ingest("log_anomaly_thresholds", &[t], true);
     }
@@ -377,24 +382,42 @@ fn a_clickhouse_node_stopped_gives_503_then_service_resumes_with_nothing_lost() 
         owner: true,
     };
     let d = Daemon::options().clickhouse(target.clone()).start();
-    let acked = Arc::new(Mutex::new(0u64));
     d.ingest(
         "system_logs",
         &[log_row("2026-01-01 00:00:00", "load", "INFO", "row 1")],
         true,
     );
-    *acked.lock().unwrap() += 1;
 
     clickhouse::stop_nodes(&["4".into()]);
-    let t0 = Instant::now();
-    let r = d.post(
-        "/v0/events?name=system_logs&wait=true",
-        ndjson(&[log_row("2026-01-01 00:00:00", "load", "INFO", "row 2")]).as_bytes(),
-    );
-    let took = t0.elapsed();
-    assert_eq!(r.status, 503, "ingest with a shard down: {}", r.text());
-    r.assert_json_error();
-    assert!(took < Duration::from_secs(12), "the 503 took {took:?}");
+    // A request's rows go to one shard (by a hash of its first seq): those
+    // bound for the stopped one are refused with 503, quickly; those bound
+    // for the other are stored and acknowledged.
+    let mut acked = vec![1u64];
+    let mut refused = 0;
+    for i in 10..40u64 {
+        let t0 = Instant::now();
+        let r = d.post(
+            "/v0/events?name=system_logs&wait=true",
+            ndjson(&[log_row(
+                "2026-01-01 00:00:00",
+                "load",
+                "INFO",
+                &format!("row {i}"),
+            )])
+            .as_bytes(),
+        );
+        let took = t0.elapsed();
+        match r.status {
+            200 => acked.push(i),
+            503 => {
+                r.assert_json_error();
+                assert!(took < Duration::from_secs(12), "the 503 took {took:?}");
+                refused += 1;
+            }
+            s => panic!("ingest with a shard down: {s} {}", r.text()),
+        }
+    }
+    assert!(refused > 0, "no request was bound for the stopped shard");
     let q = d.pipe("recent_logs.json", &[]);
     assert_eq!(q.status, 503, "a query with a shard down: {}", q.text());
     q.assert_json_error();
@@ -421,8 +444,10 @@ fn a_clickhouse_node_stopped_gives_503_then_service_resumes_with_nothing_lost() 
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    acked.push(3);
     let stored = stored_ids(&target);
-    assert!(stored.contains(&1) && stored.contains(&3), "{stored:?}");
+    let lost: Vec<_> = acked.iter().filter(|i| !stored.contains(i)).collect();
+    assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");
     let v = d.pipe_json("recent_logs", &[("service", "load")]);
     assert!(messages(&v).contains(&"row 3".to_string()));
 }

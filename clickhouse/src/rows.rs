@@ -17,6 +17,7 @@ struct LogLine<'a> {
     resource_id: &'a str,
     metadata: &'a str,
     seq: u64,
+    batch: u64,
 }
 
 #[derive(Serialize)]
@@ -27,6 +28,7 @@ struct ThresholdLine<'a> {
     active: u8,
     updated_at: u32,
     seq: u64,
+    batch: u64,
 }
 
 #[derive(Serialize)]
@@ -41,10 +43,12 @@ struct QuarantineLine<'a> {
     #[serde(rename = "c__raw")]
     raw: &'a str,
     seq: u64,
+    batch: u64,
 }
 
-/// Appends `row` with `seq` to `out` as one `JSONEachRow` line.
-pub fn encode(row: &Row<'_>, seq: u64, out: &mut Vec<u8>) {
+/// Appends `row` with `seq` to `out` as one `JSONEachRow` line; `batch`
+/// is the first seq of its request (what shards it).
+pub fn encode(row: &Row<'_>, seq: u64, batch: u64, out: &mut Vec<u8>) {
     let written = match row {
         Row::Log(r) => serde_json::to_writer(
             &mut *out,
@@ -58,6 +62,7 @@ pub fn encode(row: &Row<'_>, seq: u64, out: &mut Vec<u8>) {
                 resource_id: &r.resource_id,
                 metadata: &r.metadata,
                 seq,
+                batch,
             },
         ),
         Row::Threshold(t) => serde_json::to_writer(
@@ -69,6 +74,7 @@ pub fn encode(row: &Row<'_>, seq: u64, out: &mut Vec<u8>) {
                 active: t.active,
                 updated_at: t.updated_at,
                 seq,
+                batch,
             },
         ),
         Row::Quarantine(_, q) => serde_json::to_writer(
@@ -80,6 +86,7 @@ pub fn encode(row: &Row<'_>, seq: u64, out: &mut Vec<u8>) {
                 import_id: &q.import_id,
                 raw: &q.raw,
                 seq,
+                batch,
             },
         ),
     };
@@ -190,9 +197,9 @@ mod tests {
             ..Default::default()
         });
         let mut out = Vec::new();
-        encode(&row, 42, &mut out);
+        encode(&row, 42, 40, &mut out);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with("\"seq\":42}\n"), "{text}");
+        assert!(text.ends_with("\"seq\":42,\"batch\":40}\n"), "{text}");
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["timestamp"], 1_700_000_000);

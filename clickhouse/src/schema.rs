@@ -58,7 +58,7 @@ impl Table {
             Table::Data(DataSource::SystemLogs) => {
                 "(timestamp DateTime, server_id String, service LowCardinality(String), \
                  severity LowCardinality(String), message String, error_code String, \
-                 resource_id String, metadata String, seq UInt64) \
+                 resource_id String, metadata String, seq UInt64, batch UInt64) \
                  ENGINE = MergeTree PARTITION BY toDate(timestamp) \
                  ORDER BY (service, severity, timestamp, seq)"
             }
@@ -66,12 +66,13 @@ impl Table {
             // (argMax over (updated_at, seq)), exact whatever the merges did.
             Table::Data(DataSource::Thresholds) => {
                 "(service String, severity String, threshold_per_minute Float64, \
-                 active UInt8, updated_at DateTime, seq UInt64) \
+                 active UInt8, updated_at DateTime, seq UInt64, batch UInt64) \
                  ENGINE = MergeTree ORDER BY (service, severity, updated_at, seq)"
             }
             Table::Data(_) => {
                 "(insertion_date DateTime, c__error_column Array(String), \
-                 c__error Array(String), c__import_id String, c__raw String, seq UInt64) \
+                 c__error Array(String), c__import_id String, c__raw String, seq UInt64, \
+                 batch UInt64) \
                  ENGINE = MergeTree PARTITION BY toYYYYMM(insertion_date) \
                  ORDER BY (insertion_date, seq)"
             }
@@ -90,12 +91,14 @@ impl Table {
         }
     }
 
-    /// What spreads rows over shards: a hash of the seq (the seq itself
-    /// would not do: its low bits are the node id, so `seq % shards` would
-    /// send all of one node's rows to one shard).
+    /// What spreads rows over shards: a hash of `batch`, the first seq of
+    /// the request that brought the row, so that a request's rows all go to
+    /// one shard, in one insert there, and become visible together (the seq
+    /// itself would not do: its low bits are the node id, so `seq % shards`
+    /// would send all of one node's rows to one shard).
     fn sharding_key(self) -> &'static str {
         match self {
-            Table::Data(_) => "intHash64(seq)",
+            Table::Data(_) => "intHash64(batch)",
             Table::Meta(_) => "rand()",
         }
     }
@@ -191,7 +194,7 @@ mod tests {
         let ddl = l.ddl();
         assert!(ddl[1].starts_with("CREATE TABLE IF NOT EXISTS `lp`.system_logs_local ("));
         assert!(
-            ddl[2].contains("ENGINE = Distributed(`c`, `lp`, system_logs_local, intHash64(seq))")
+            ddl[2].contains("ENGINE = Distributed(`c`, `lp`, system_logs_local, intHash64(batch))")
         );
         let single = Layout {
             database: "lp".into(),

@@ -48,7 +48,7 @@ impl Storage for ClickHouse {
                     &mut parts.last_mut().expect("just pushed").1
                 }
             };
-            encode(row, Seqs::nth(first, i as u64), body);
+            encode(row, Seqs::nth(first, i as u64), first, body);
         }
         let result = self.writer.write(parts);
         self.seqs.done(first);
