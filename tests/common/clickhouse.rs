@@ -83,6 +83,14 @@ pub fn start_nodes(nodes: &[String]) {
 /// `cluster.sh stop <nodes>`.
 pub fn stop_nodes(nodes: &[String]) {
     cluster_sh("stop", nodes);
+    for n in nodes {
+        let n: u32 = n.parse().expect("a node number");
+        assert!(
+            !ping(n),
+            "node {n} still answers after cluster.sh stop: started outside CH_RUN={}?",
+            run_dir()
+        );
+    }
 }
 
 fn cluster_sh(cmd: &str, nodes: &[String]) {
