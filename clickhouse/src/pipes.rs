@@ -51,12 +51,9 @@ pub fn conditions(
             s.min(u32::MAX as u64)
         ));
     }
-    if let Some(e) = end {
-        if e > u32::MAX as u64 {
-            // Every DateTime is below 2^32.
-        } else {
-            c.push(format!("{column} < toDateTime({e})"));
-        }
+    // Every DateTime is below 2^32: a larger end bounds nothing.
+    if let Some(e) = end.filter(|e| *e <= u32::MAX as u64) {
+        c.push(format!("{column} < toDateTime({e})"));
     }
     if let Some(s) = service {
         c.push(format!("service = {}", quote(s)));

@@ -273,7 +273,7 @@ impl Auth {
             token: generate_token(),
             scopes,
         };
-        self.meta.put_token(&record(&t)).map_err(store_error)?;
+        self.meta.put_token(&record(&t))?;
         tokens.insert(name.to_string(), t.clone());
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -285,7 +285,7 @@ impl Auth {
         if !tokens.contains_key(name) {
             return Err(ApiError::NotFound(format!("no token named {name:?}")));
         }
-        self.meta.delete_token(name).map_err(store_error)?;
+        self.meta.delete_token(name)?;
         tokens.remove(name);
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -329,10 +329,6 @@ fn record(t: &Token) -> TokenRecord {
         token: t.token.clone(),
         scopes: serde_json::to_string(&t.scopes).expect("scopes serialize"),
     }
-}
-
-fn store_error(e: logpulse_model::Error) -> ApiError {
-    ApiError::from(e)
 }
 
 /// The generated admin token: from the store, or made and stored there. A
