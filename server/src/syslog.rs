@@ -1,12 +1,14 @@
 //! The syslog listeners, off unless configured: TCP (octet counting or
 //! newlines, detected per connection) and UDP (one message per datagram).
 //! Each read's complete messages are parsed and appended on a blocking
-//! thread before the next read: a slow writer slows the sender down (TCP
+//! thread, the next read's parsed while the last is appended, at most two
+//! batches per connection: a slow writer slows the sender down (TCP
 //! backpressure) instead of filling memory. Syslog carries no token: the
 //! listeners take what reaches the address they are bound to.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::BufMut;
@@ -60,7 +62,9 @@ pub async fn serve_tcp(
     }
 }
 
-/// Reads one connection (plain or TLS) to its end.
+/// Reads one connection (plain or TLS) to its end. While one read's
+/// messages are appended, the next read's are parsed: at most
+/// [`IN_FLIGHT`] batches per connection, appended in the order read.
 pub async fn connection(
     mut stream: impl AsyncRead + Unpin,
     peer: IpAddr,
@@ -68,37 +72,90 @@ pub async fn connection(
 ) -> std::io::Result<()> {
     let mut framer = Framer::default();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BYTES);
-    loop {
+    let mut batches = Batches::default();
+    let res = loop {
         if buf.len() > MESSAGE_BYTES_MAX + READ_BYTES {
-            return Err(std::io::Error::other("syslog frame too large"));
+            break Err(std::io::Error::other("syslog frame too large"));
         }
         // Room for a whole read: a Vec grows by 64 bytes per read otherwise.
         buf.reserve(READ_BYTES);
-        let n = stream.read_buf(&mut (&mut buf).limit(READ_BYTES)).await?;
+        let n = match stream.read_buf(&mut (&mut buf).limit(READ_BYTES)).await {
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
         let mut at = 0;
         let mut frames = Vec::new();
-        loop {
+        let invalid = loop {
             match framer.next(&buf, at) {
                 Frame::Message { start, end, next } => {
                     frames.push((start, end));
                     at = next;
                 }
-                Frame::Incomplete => break,
-                Frame::Invalid(m) => return Err(std::io::Error::other(m)),
+                Frame::Incomplete => break None,
+                Frame::Invalid(m) => break Some(m),
             }
+        };
+        if let Some(m) = invalid {
+            break Err(std::io::Error::other(m));
         }
         if n == 0 && frames.is_empty() {
             // The last message of a newline-framed stream may lack its newline.
             if !buf.trim_ascii().is_empty() && framer_is_lines(&buf) {
                 let end = buf.len();
-                store(&app, std::mem::take(&mut buf), vec![(0, end)], peer).await;
+                batches
+                    .store(&app, std::mem::take(&mut buf), vec![(0, end)], peer)
+                    .await;
             }
-            return Ok(());
+            break Ok(());
         }
         if !frames.is_empty() {
             let rest = buf.split_off(at);
             let batch = std::mem::replace(&mut buf, rest);
-            store(&app, batch, frames, peer).await;
+            batches.store(&app, batch, frames, peer).await;
+        }
+    };
+    batches.finish().await;
+    res
+}
+
+/// Batches of one connection that are being parsed and appended.
+#[derive(Default)]
+struct Batches {
+    running: std::collections::VecDeque<tokio::task::JoinHandle<()>>,
+    /// Closed once the last batch started has been appended.
+    last: Option<mpsc::Receiver<()>>,
+}
+
+/// Batches of one connection parsed or appended at once.
+const IN_FLIGHT: usize = 2;
+
+impl Batches {
+    /// Starts storing a batch once fewer than [`IN_FLIGHT`] are running;
+    /// it is appended after the one before it.
+    async fn store(
+        &mut self,
+        app: &AppState,
+        batch: Vec<u8>,
+        frames: Vec<(usize, usize)>,
+        peer: IpAddr,
+    ) {
+        while self.running.len() >= IN_FLIGHT {
+            let _ = self.running.pop_front().expect("not empty").await;
+        }
+        let (done, next) = mpsc::channel();
+        let after = self.last.replace(next);
+        let app = app.clone();
+        self.running.push_back(tokio::task::spawn_blocking(move || {
+            if let Err(e) = append(&app, &batch, &frames, peer, after, done) {
+                warn!(error = %e, "syslog messages were not stored");
+            }
+        }));
+    }
+
+    /// Waits until every batch started is stored.
+    async fn finish(self) {
+        for t in self.running {
+            let _ = t.await;
         }
     }
 }
@@ -147,21 +204,24 @@ async fn store_from(app: &AppState, bytes: &[u8], from: SocketAddr) {
     store(app, bytes.to_vec(), vec![(0, bytes.len())], from.ip()).await;
 }
 
-/// Parses and appends a batch; waits (and retries) while the writer is
-/// behind, which is the backpressure on the sender.
+/// Parses and appends a batch on a blocking thread.
 async fn store(app: &AppState, batch: Vec<u8>, frames: Vec<(usize, usize)>, peer: IpAddr) {
-    let app2 = app.clone();
-    let res = tokio::task::spawn_blocking(move || append(&app2, &batch, &frames, peer)).await;
-    if let Ok(Err(e)) = res {
-        warn!(error = %e, "syslog messages were not stored");
-    }
+    let mut one = Batches::default();
+    one.store(app, batch, frames, peer).await;
+    one.finish().await;
 }
 
+/// Parses a batch, waits for the batch before it (`after` closes once it
+/// is appended), then appends; waits (and retries) while the writer is
+/// behind, which is the backpressure on the sender. `done` closes when
+/// this returns.
 fn append(
     app: &AppState,
     batch: &[u8],
     frames: &[(usize, usize)],
     peer: IpAddr,
+    after: Option<mpsc::Receiver<()>>,
+    done: mpsc::Sender<()>,
 ) -> Result<(), EngineError> {
     let import_id = crate::auth::generate_token().split_off(3)[..16].to_string();
     let now = logpulse_model::time::now();
@@ -169,9 +229,15 @@ fn append(
         id: &import_id,
         now,
     };
+    let year = chrono::Datelike::year(&chrono::Utc::now());
     let mut out = Parsed::default();
+    out.rows.reserve(frames.len());
     for &(s, e) in frames {
-        push(&batch[s..e], peer, now, &import, &mut out);
+        push(&batch[s..e], peer, now, year, &import, &mut out);
+    }
+    if let Some(before) = after {
+        // Closed (an error, by design) once the batch before is appended.
+        let _ = before.recv();
     }
     loop {
         match app.storage.append(&out.rows, Durability::Visible) {
@@ -188,5 +254,6 @@ fn append(
     app.metrics
         .rows_quarantined
         .fetch_add(out.quarantined, Ordering::Relaxed);
+    drop(done);
     Ok(())
 }

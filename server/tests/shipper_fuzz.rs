@@ -57,7 +57,7 @@ proptest! {
         let mut msg = prefix.as_bytes().to_vec();
         msg.extend_from_slice(&bytes);
         let mut out = Parsed::default();
-        syslog::push(&msg, "127.0.0.1".parse().unwrap(), IMPORT.now, &IMPORT, &mut out);
+        syslog::push(&msg, "127.0.0.1".parse().unwrap(), IMPORT.now, 2026, &IMPORT, &mut out);
         accounted(&out, 1);
     }
 

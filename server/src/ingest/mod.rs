@@ -7,17 +7,18 @@
 
 pub mod elasticsearch;
 pub mod loki;
+pub mod meta;
 pub mod otlp;
 pub mod severity;
 pub mod syslog;
 
-use std::fmt::Write;
-
 /// Lower-case hex of bytes (trace and span ids).
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
 }

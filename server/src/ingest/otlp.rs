@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
+use super::meta::{Members, Val};
 use super::{hex, nanos_to_secs, severity};
 
 /// How a request (and so its answer) is encoded.
@@ -74,8 +75,8 @@ struct ResourceCols {
     service: Option<String>,
     host: Option<String>,
     resource_id: Option<String>,
-    /// The other resource attributes, as a JSON object.
-    rest: Map<String, Json>,
+    /// The other resource attributes, as JSON object text.
+    rest: Option<String>,
 }
 
 /// Appends a row (or a quarantine row) per log record.
@@ -86,18 +87,22 @@ pub fn to_rows(req: &ExportLogsServiceRequest, import: &Import, out: &mut Parsed
             service: None,
             host: None,
             resource_id: None,
-            rest: Map::new(),
+            rest: None,
         };
+        let mut rest = Map::new();
         for kv in attrs {
             match kv.key.as_str() {
                 "service.name" => res.service = Some(text(&kv.value)),
                 "host.name" => res.host = Some(text(&kv.value)),
                 "resource_id" | "resource.id" => res.resource_id = Some(text(&kv.value)),
                 _ => {
-                    res.rest.insert(kv.key.clone(), json(kv.value.as_ref()));
+                    rest.insert(kv.key.clone(), json(kv.value.as_ref()));
                 }
             }
         }
+        res.rest = (!rest.is_empty()).then(|| Json::Object(rest).to_string());
+        out.rows
+            .reserve(rl.scope_logs.iter().map(|s| s.log_records.len()).sum());
         for sl in &rl.scope_logs {
             let scope = sl.scope.as_ref();
             for rec in &sl.log_records {
@@ -137,7 +142,7 @@ fn record_fields(
             Some(_) => json(rec.body.as_ref()).to_string(),
         },
     ));
-    let mut meta = Map::new();
+    let mut meta = Members::default();
     for kv in &rec.attributes {
         match kv.key.as_str() {
             "error.type" | "error.code" | "exception.type" if f.error_code.is_none() => {
@@ -145,30 +150,34 @@ fn record_fields(
             }
             "resource_id" | "resource.id" => f.resource_id = Some(Cow::Owned(text(&kv.value))),
             "host.name" if f.server_id.is_none() => f.server_id = Some(Cow::Owned(text(&kv.value))),
-            _ => {
-                meta.insert(kv.key.clone(), json(kv.value.as_ref()));
-            }
+            _ => meta.push(&kv.key, member(kv.value.as_ref())),
         }
     }
     if !rec.trace_id.is_empty() {
-        meta.insert("trace_id".into(), Json::String(hex(&rec.trace_id)));
+        meta.push("trace_id", Val::String(hex(&rec.trace_id)));
     }
     if !rec.span_id.is_empty() {
-        meta.insert("span_id".into(), Json::String(hex(&rec.span_id)));
+        meta.push("span_id", Val::String(hex(&rec.span_id)));
     }
     if let Some((name, version)) = scope.filter(|(n, _)| !n.is_empty()) {
-        meta.insert("scope".into(), Json::String(name.into()));
+        meta.push("scope", Val::Str(name));
         if !version.is_empty() {
-            meta.insert("scope_version".into(), Json::String(version.into()));
+            meta.push("scope_version", Val::Str(version));
         }
     }
-    if !res.rest.is_empty() {
-        meta.insert("resource".into(), Json::Object(res.rest.clone()));
+    if let Some(rest) = &res.rest {
+        meta.push("resource", Val::Raw(rest));
     }
-    if !meta.is_empty() {
-        f.metadata = Some(Cow::Owned(Json::Object(meta).to_string()));
-    }
+    f.metadata = meta.text().map(Cow::Owned);
     f
+}
+
+/// An attribute value as a metadata member: strings as they are.
+fn member(v: Option<&AnyValue>) -> Val<'_> {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => Val::Str(s),
+        _ => Val::Json(json(v)),
+    }
 }
 
 /// A quarantined record as JSON: the record in the OTLP JSON mapping, with

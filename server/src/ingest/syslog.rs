@@ -10,20 +10,56 @@ use logpulse_model::ingest::{Import, LogFields, Parsed, ROW_BYTES_MAX};
 use serde_json::{json, Map, Value as Json};
 use syslog_loose::{parse_message_with_year_tz, Message, ProcId, Variant};
 
+use super::meta::{Members, Val};
 use super::severity;
 
 /// Largest syslog message taken: the row limit.
 pub const MESSAGE_BYTES_MAX: usize = ROW_BYTES_MAX;
 
-/// Appends one message's row (or quarantine row). `now` stands in for a
-/// missing timestamp and `peer` for a missing host name.
-pub fn push(bytes: &[u8], peer: IpAddr, now: u32, import: &Import, out: &mut Parsed<'static>) {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim_end_matches(['\0', '\n', '\r']);
-    let m = parse(text, chrono::Datelike::year(&Utc::now()));
-    let fields = fields(&m, peer, now);
-    let raw = || json!({"message": text, "peer": peer.to_string()}).to_string();
-    let _ = out.push_log(fields, Vec::new(), raw, import);
+/// Appends one message's row (or quarantine row), borrowing its text
+/// from `bytes` when it is valid UTF-8. `now` stands in for a missing
+/// timestamp and `peer` for a missing host name; RFC 3164 times (which have
+/// no year) get `year`.
+pub fn push<'a>(
+    bytes: &'a [u8],
+    peer: IpAddr,
+    now: u32,
+    year: i32,
+    import: &Import,
+    out: &mut Parsed<'a>,
+) {
+    let _ = match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(text) => {
+            let text = text.trim_end_matches(['\0', '\n', '\r']);
+            let f = fields(&parse(text, year), peer, now);
+            out.push_log(f, Vec::new(), || raw(text, peer), import)
+        }
+        Cow::Owned(text) => {
+            let text = text.trim_end_matches(['\0', '\n', '\r']);
+            let f = owned(fields(&parse(text, year), peer, now));
+            out.push_log(f, Vec::new(), || raw(text, peer), import)
+        }
+    };
+}
+
+/// A quarantined message's raw text: the message and who sent it.
+fn raw(text: &str, peer: IpAddr) -> String {
+    json!({"message": text, "peer": peer.to_string()}).to_string()
+}
+
+/// The fields with every text copied.
+fn owned(f: LogFields<'_>) -> LogFields<'static> {
+    let o = |c: Option<Cow<str>>| c.map(|c| Cow::Owned(c.into_owned()));
+    LogFields {
+        timestamp: f.timestamp,
+        service: o(f.service),
+        severity: o(f.severity),
+        message: o(f.message),
+        server_id: o(f.server_id),
+        error_code: o(f.error_code),
+        resource_id: o(f.resource_id),
+        metadata: o(f.metadata),
+    }
 }
 
 /// RFC 5424, else RFC 3164 (times without a year get `year`), else the short form.
@@ -35,22 +71,21 @@ fn parse(text: &str, year: i32) -> Message<&str> {
     m
 }
 
-fn fields(m: &Message<&str>, peer: IpAddr, now: u32) -> LogFields<'static> {
-    let owned = |s: &str| Cow::Owned(s.to_string());
+fn fields<'t>(m: &Message<&'t str>, peer: IpAddr, now: u32) -> LogFields<'t> {
     let (app, procid) = tag(m);
     let timestamp = match m.timestamp {
         None => Ok(now),
         Some(t) => logpulse_model::time::from_unix_f64(t.timestamp() as f64),
     };
-    let mut meta = Map::new();
+    let mut meta = Members::default();
     if let Some(f) = m.facility {
-        meta.insert("facility".into(), Json::String(f.as_str().into()));
+        meta.push("facility", Val::Str(f.as_str()));
     }
-    if let Some(p) = procid {
-        meta.insert("procid".into(), Json::String(p));
+    if let Some(p) = &procid {
+        meta.push("procid", Val::Str(p));
     }
     if let Some(id) = m.msgid {
-        meta.insert("msgid".into(), Json::String(id.into()));
+        meta.push("msgid", Val::Str(id));
     }
     if !m.structured_data.is_empty() {
         let sd: Map<String, Json> = m
@@ -64,21 +99,21 @@ fn fields(m: &Message<&str>, peer: IpAddr, now: u32) -> LogFields<'static> {
                 (e.id.to_string(), Json::Object(params.collect()))
             })
             .collect();
-        meta.insert("structured_data".into(), Json::Object(sd));
+        meta.push("structured_data", Val::Json(Json::Object(sd)));
     }
     LogFields {
         timestamp: Some(timestamp),
-        service: app.map(Cow::Owned),
+        service: app.map(Cow::Borrowed),
         severity: Some(Cow::Borrowed(match m.severity {
             Some(s) => severity::from_syslog(s as u8),
             None => severity::DEFAULT,
         })),
-        message: Some(owned(m.msg)),
+        message: Some(Cow::Borrowed(m.msg)),
         server_id: Some(
             m.hostname
-                .map_or_else(|| Cow::Owned(peer.to_string()), owned),
+                .map_or_else(|| Cow::Owned(peer.to_string()), Cow::Borrowed),
         ),
-        metadata: (!meta.is_empty()).then(|| Cow::Owned(Json::Object(meta).to_string())),
+        metadata: meta.text().map(Cow::Owned),
         ..Default::default()
     }
 }
@@ -120,18 +155,18 @@ fn short_form(m: &mut Message<&str>) {
 }
 
 /// The APP-NAME (without a `[pid]`), and the PROCID.
-fn tag(m: &Message<&str>) -> (Option<String>, Option<String>) {
+fn tag<'t>(m: &Message<&'t str>) -> (Option<&'t str>, Option<Cow<'t, str>>) {
     let procid = m.procid.as_ref().map(|p| match p {
-        ProcId::PID(n) => n.to_string(),
-        ProcId::Name(s) => s.to_string(),
+        ProcId::PID(n) => Cow::Owned(n.to_string()),
+        ProcId::Name(s) => Cow::Borrowed(*s),
     });
     let app = m.appname.map(|a| a.trim_end_matches(':'));
     match app.and_then(|a| a.split_once('[')) {
         Some((name, pid)) => (
-            Some(name.into()),
-            procid.or_else(|| Some(pid.trim_end_matches(']').into())),
+            Some(name),
+            procid.or_else(|| Some(Cow::Borrowed(pid.trim_end_matches(']')))),
         ),
-        None => (app.filter(|a| !a.is_empty()).map(String::from), procid),
+        None => (app.filter(|a| !a.is_empty()), procid),
     }
 }
 
@@ -219,7 +254,7 @@ impl Framer {
 mod tests {
     use super::*;
 
-    fn one(line: &str) -> LogFields<'static> {
+    fn one(line: &str) -> LogFields<'_> {
         fields(
             &parse(line, 2026),
             "10.1.2.3".parse().unwrap(),
