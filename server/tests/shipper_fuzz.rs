@@ -1,5 +1,5 @@
 //! Fuzz targets of the shipper decoders (proptest): the syslog parser and
-//! framer, the OTLP decoder and the Loki decoder never panic on arbitrary
+//! framer, the OTLP decoder, the Loki decoder and `_bulk` never panic on arbitrary
 //! bytes, never allocate by a length they were told rather than one they
 //! read, and account for every record: each becomes a row or a quarantine
 //! row, never nothing. Cases per property: `LP_FUZZ_CASES` (default 2000).
@@ -7,13 +7,14 @@
 use logpulse_model::ingest::{Import, Parsed};
 use logpulse_model::Row;
 use logpulse_server::ingest::syslog::{Frame, Framer};
-use logpulse_server::ingest::{loki, otlp, syslog};
+use logpulse_server::ingest::{elasticsearch, loki, otlp, syslog};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use proptest::prelude::*;
 use prost::Message;
+use serde_json::json;
 
 const IMPORT: Import<'static> = Import {
     id: "fuzz",
@@ -119,6 +120,28 @@ proptest! {
             loki::to_rows(entries, &IMPORT, &mut out);
             accounted(&out, n);
         }
+    }
+
+    #[test]
+    fn bulk_documents_of_any_bytes_make_one_item_and_one_row(
+        docs in proptest::collection::vec(proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 1..300), 1..8),
+        flat in proptest::collection::vec(("[a-z@._]{1,12}", "[ -~]{0,20}"), 0..6),
+    ) {
+        // Arbitrary bytes, and flat objects that the one-pass scanner takes.
+        let objects = flat.iter().map(|(k, v)| format!("{{{}:{}}}", json!(k), json!(v)).into_bytes());
+        let docs: Vec<Vec<u8>> = docs.into_iter().chain(objects).filter(|d| !d.trim_ascii().is_empty()).collect();
+        let mut body = Vec::new();
+        for d in &docs {
+            body.extend_from_slice(b"{\"index\":{}}\n");
+            body.extend_from_slice(d);
+            body.push(b'\n');
+        }
+        let mut out = Parsed::default();
+        let items = elasticsearch::to_rows(&body, "logs".into(), &IMPORT, &mut out).unwrap();
+        accounted(&out, docs.len());
+        prop_assert_eq!(items.list.len(), docs.len());
+        let answer: serde_json::Value = serde_json::from_slice(&elasticsearch::response(&items, 1)).unwrap();
+        prop_assert_eq!(answer["items"].as_array().unwrap().len(), docs.len());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::row::{DataSource, QuarantineRow, Row};
 
 pub use canonical::canonical_json;
 pub use logs::{check_log, parse_log, LogFields};
+pub use scan::scan_flat;
 pub use thresholds::parse_threshold;
 
 /// Largest encoded row accepted.
@@ -69,7 +70,7 @@ pub fn parse_body<'a>(ds: DataSource, body: &'a [u8], import: &Import) -> Parsed
 }
 
 /// The lines of a body (split at `\n`, SIMD-searched).
-fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut start = 0;
     let mut ends = memchr::memchr_iter(b'\n', body);
     std::iter::from_fn(move || {

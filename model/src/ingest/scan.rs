@@ -27,7 +27,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// Scans a flat object, calling `member(key, raw value)` for each member in
 /// order; `member` answers false to give up (a repeated key). `None`: not a
 /// flat object this scanner accepts (which says nothing about its validity).
-pub(super) fn scan_flat<'a>(
+pub fn scan_flat<'a>(
     text: &'a str,
     mut member: impl FnMut(&'a str, &'a str) -> bool,
 ) -> Option<()> {

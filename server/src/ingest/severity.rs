@@ -13,6 +13,10 @@ pub const DEFAULT: &str = "INFO";
 /// rules, which also trim).
 pub fn from_text(text: &str) -> Cow<'_, str> {
     let t = text.trim();
+    // Already in its stored form: what most senders send.
+    if matches!(t, "INFO" | "WARN" | "ERROR" | "DEBUG" | "CRITICAL") {
+        return Cow::Borrowed(t);
+    }
     let known = [
         ("warning", "WARN"),
         ("warn", "WARN"),

@@ -123,21 +123,21 @@ pub async fn bulk(
     let index = index.map(|Path(i)| i).unwrap_or_default();
     let done = intake::ingest(&app, &headers, body, durability, Bulk(index)).await?;
     let answer = elasticsearch::response(&done.out, t0.elapsed().as_millis() as u64);
-    Ok(axum::Json(answer).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
 struct Bulk(String);
 
 impl Decoder for Bulk {
-    type Out = Vec<elasticsearch::Item>;
+    type Out = elasticsearch::Items;
     fn decode<'a>(
         self,
         data: &'a [u8],
         import: &Import,
     ) -> Result<(Parsed<'a>, Self::Out), ApiError> {
         let mut out = Parsed::default();
-        let items = elasticsearch::to_rows(data, &self.0, import, &mut out)
-            .map_err(ApiError::BadRequest)?;
+        let items =
+            elasticsearch::to_rows(data, self.0, import, &mut out).map_err(ApiError::BadRequest)?;
         Ok((out, items))
     }
 }
