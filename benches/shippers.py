@@ -80,12 +80,28 @@ def syslog_tcp(n):
     return n / (time.time() - t0)
 
 
-otlp = post_many("/v1/logs", otlp_body(), "application/x-protobuf")
-print(f"otlp protobuf: {otlp:,.0f} records/s")
-events = post_many("/v0/events?name=system_logs", "\n".join(json.dumps(r) for r in rows("bench-events")).encode(), "application/x-ndjson")
-print(f"events api: {events:,.0f} rows/s")
-bulk_body = "".join('{"index":{}}\n' + json.dumps(r) + "\n" for r in rows("bench-bulk")).encode()
-bulk = post_many("/es/_bulk", bulk_body, "application/x-ndjson")
-print(f"_bulk: {bulk:,.0f} docs/s ({100 * bulk / events:.0f}% of the events api)")
-sys_rate = syslog_tcp(PER_BODY * ROUNDS)
-print(f"syslog tcp: {sys_rate:,.0f} messages/s")
+ONLY = set(filter(None, __import__("os").environ.get("LP_ONLY", "").split(",")))
+
+
+def want(name):
+    return not ONLY or name in ONLY
+
+
+if want("otlp"):
+    otlp = post_many("/v1/logs", otlp_body(), "application/x-protobuf")
+    print(f"otlp protobuf: {otlp:,.0f} records/s")
+if want("bulk"):
+    # The Events API and _bulk alternate, three times each, so that neither is
+    # measured only on a fuller store; each one's better pass is compared.
+    events_body = "\n".join(json.dumps(r) for r in rows("bench-events")).encode()
+    bulk_body = "".join('{"index":{}}\n' + json.dumps(r) + "\n" for r in rows("bench-bulk")).encode()
+    events, bulk = [], []
+    for _ in range(3):
+        events.append(post_many("/v0/events?name=system_logs", events_body, "application/x-ndjson"))
+        bulk.append(post_many("/es/_bulk", bulk_body, "application/x-ndjson"))
+    print("events api: " + " / ".join(f"{e:,.0f}" for e in events) + " rows/s")
+    print("_bulk: " + " / ".join(f"{b:,.0f}" for b in bulk) + " docs/s"
+          + f" (best {100 * max(bulk) / max(events):.0f}% of the events api's best)")
+if want("syslog"):
+    sys_rate = syslog_tcp(PER_BODY * ROUNDS)
+    print(f"syslog tcp: {sys_rate:,.0f} messages/s")
