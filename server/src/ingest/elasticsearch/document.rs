@@ -14,6 +14,7 @@ use crate::ingest::severity;
 /// The top-level members of a document (key, raw JSON text of the value),
 /// keys borrowed where unescaped. A repeated key keeps every occurrence;
 /// lookups see the first.
+#[derive(Debug)]
 pub struct Doc<'a>(Vec<(Cow<'a, str>, &'a str)>);
 
 impl<'a> Doc<'a> {
@@ -210,7 +211,7 @@ pub fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
 fn rest(d: &Doc, used: u64) -> Option<String> {
     let taken = |k: &str| slot(k).is_some_and(|i| used & (1 << i) != 0);
     let mut text = String::from("{");
-    for (k, v) in d.0.iter().filter(|(k, _)| !taken(&**k)) {
+    for (k, v) in d.0.iter().filter(|(k, _)| !taken(k)) {
         if text.len() > 1 {
             text.push(',');
         }
