@@ -66,56 +66,60 @@ pub async fn serve_tcp(
 /// messages are appended, the next read's are parsed: at most
 /// [`IN_FLIGHT`] batches per connection, appended in the order read.
 pub async fn connection(
-    mut stream: impl AsyncRead + Unpin,
+    stream: impl AsyncRead + Unpin,
     peer: IpAddr,
     app: AppState,
 ) -> std::io::Result<()> {
+    let mut batches = Batches::default();
+    let res = read(stream, peer, &app, &mut batches).await;
+    // Also after an error: the batches already read are stored.
+    batches.finish().await;
+    res
+}
+
+/// Reads, frames and hands each read's complete messages to `batches`.
+async fn read(
+    mut stream: impl AsyncRead + Unpin,
+    peer: IpAddr,
+    app: &AppState,
+    batches: &mut Batches,
+) -> std::io::Result<()> {
     let mut framer = Framer::default();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BYTES);
-    let mut batches = Batches::default();
-    let res = loop {
+    loop {
         if buf.len() > MESSAGE_BYTES_MAX + READ_BYTES {
-            break Err(std::io::Error::other("syslog frame too large"));
+            return Err(std::io::Error::other("syslog frame too large"));
         }
         // Room for a whole read: a Vec grows by 64 bytes per read otherwise.
         buf.reserve(READ_BYTES);
-        let n = match stream.read_buf(&mut (&mut buf).limit(READ_BYTES)).await {
-            Ok(n) => n,
-            Err(e) => break Err(e),
-        };
+        let n = stream.read_buf(&mut (&mut buf).limit(READ_BYTES)).await?;
         let mut at = 0;
         let mut frames = Vec::new();
-        let invalid = loop {
+        loop {
             match framer.next(&buf, at) {
                 Frame::Message { start, end, next } => {
                     frames.push((start, end));
                     at = next;
                 }
-                Frame::Incomplete => break None,
-                Frame::Invalid(m) => break Some(m),
+                Frame::Incomplete => break,
+                Frame::Invalid(m) => return Err(std::io::Error::other(m)),
             }
-        };
-        if let Some(m) = invalid {
-            break Err(std::io::Error::other(m));
         }
         if n == 0 && frames.is_empty() {
             // The last message of a newline-framed stream may lack its newline.
             if !buf.trim_ascii().is_empty() && framer_is_lines(&buf) {
                 let end = buf.len();
-                batches
-                    .store(&app, std::mem::take(&mut buf), vec![(0, end)], peer)
-                    .await;
+                let last = std::mem::take(&mut buf);
+                batches.store(app, last, vec![(0, end)], peer).await;
             }
-            break Ok(());
+            return Ok(());
         }
         if !frames.is_empty() {
             let rest = buf.split_off(at);
             let batch = std::mem::replace(&mut buf, rest);
-            batches.store(&app, batch, frames, peer).await;
+            batches.store(app, batch, frames, peer).await;
         }
-    };
-    batches.finish().await;
-    res
+    }
 }
 
 /// Batches of one connection that are being parsed and appended.

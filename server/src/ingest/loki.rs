@@ -248,10 +248,9 @@ pub fn to_rows(entries: Vec<Entry>, import: &Import, out: &mut Parsed<'static>) 
         let fields = LogFields {
             timestamp: Some(e.time.clone()),
             service: take(SERVICE, false),
-            severity: Some(match take(LEVEL, true) {
-                Some(l) => Cow::Owned(severity::from_text(&l).into_owned()),
-                None => Cow::Borrowed(severity::DEFAULT),
-            }),
+            severity: Some(
+                take(LEVEL, true).map_or(Cow::Borrowed(severity::DEFAULT), severity::normalize),
+            ),
             message: Some(Cow::Owned(e.line.clone())),
             server_id: take(HOST, true),
             error_code: take(ERROR, true),

@@ -27,10 +27,6 @@ impl<'r> Members<'r> {
         self.0.push((key, v));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The object's text; `None` when it has no member.
     pub fn text(mut self) -> Option<String> {
         if self.0.is_empty() {

@@ -40,6 +40,16 @@ pub fn from_text(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// [`from_text`] of a column's value, which is kept as it is (borrowed or
+/// owned, no copy) when it is already in its stored form.
+pub fn normalize(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(t) => from_text(t),
+        Cow::Owned(t) if from_text(&t) == t.as_str() => Cow::Owned(t),
+        Cow::Owned(t) => Cow::Owned(from_text(&t).into_owned()),
+    }
+}
+
 /// An OTLP `severity_number`: 1-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20
 /// ERROR, 21-24 CRITICAL; `None` for 0 (unspecified) and out of range.
 pub fn from_otlp_number(n: i32) -> Option<&'static str> {
@@ -87,6 +97,7 @@ mod tests {
             ("verbose", "verbose"),
         ] {
             assert_eq!(from_text(t), want, "{t}");
+            assert_eq!(normalize(Cow::Owned(t.to_string())), want, "{t}");
         }
         let bands = [(1, 8, "DEBUG"), (9, 12, "INFO"), (13, 16, "WARN")];
         for (lo, hi, want) in bands

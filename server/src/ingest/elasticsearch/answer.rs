@@ -4,6 +4,7 @@
 use serde_json::{json, Value as Json};
 
 use super::Items;
+use crate::ingest::meta::string;
 
 /// The bulk answer, written straight into its bytes: one item per action,
 /// a stored one as Elasticsearch words it (`result`, `_seq_no`, status
@@ -64,11 +65,6 @@ pub fn response(items: &Items, took_ms: u64) -> Vec<u8> {
     }
     out.extend_from_slice(b"]}");
     out
-}
-
-/// A JSON string, escaped as serde_json escapes.
-fn string(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec does not fail");
 }
 
 /// The answer to `GET /es/`: the version document clients check on connect.

@@ -38,126 +38,132 @@ impl<'a> Doc<'a> {
     }
 }
 
-/// Every member name a column may come from.
-const KEYS: [&str; 33] = [
-    "timestamp",
-    "@timestamp",
-    "time",
-    "ts",
-    "created", // 0-4
-    "service.name",
-    "service",
-    "app_name",
-    "app",
-    "service_name", // 5-9
-    "log.level",
-    "log",
-    "severity",
-    "levelname",
-    "level",
-    "log_level", // 10-15
-    "host.name",
-    "host",
-    "server_id",
-    "hostname", // 16-19
-    "message",
-    "msg",
-    "formatted_message", // 20-22
-    "error_code",
-    "error.type",
-    "error",
-    "error.code",
-    "exception.type",
-    "exception", // 23-28
-    "resource_id",
-    "resource.id",
-    "resource", // 29-31
-    "metadata", // 32
-];
+/// Every member name a column may come from (ECS dotted names are
+/// `Ecs*`): each member of a document is looked up once, into its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Timestamp,
+    AtTimestamp,
+    Time,
+    Ts,
+    Created,
+    EcsServiceName,
+    Service,
+    AppName,
+    App,
+    ServiceName,
+    EcsLogLevel,
+    Log,
+    Severity,
+    Levelname,
+    Level,
+    LogLevel,
+    EcsHostName,
+    Host,
+    ServerId,
+    Hostname,
+    Message,
+    Msg,
+    FormattedMessage,
+    ErrorCode,
+    EcsErrorType,
+    Error,
+    EcsErrorCode,
+    EcsExceptionType,
+    Exception,
+    ResourceId,
+    EcsResourceId,
+    Resource,
+    Metadata,
+}
 
-/// The index of `key` in [`KEYS`] (a match: every member of every
-/// document is looked up).
-fn slot(key: &str) -> Option<usize> {
+/// How many [`Slot`]s there are.
+const SLOTS: usize = Slot::Metadata as usize + 1;
+
+/// The slot of a member name (a match: every member of every document is
+/// looked up).
+fn slot(key: &str) -> Option<Slot> {
+    use Slot::*;
     Some(match key {
-        "timestamp" => 0,
-        "@timestamp" => 1,
-        "time" => 2,
-        "ts" => 3,
-        "created" => 4,
-        "service.name" => 5,
-        "service" => 6,
-        "app_name" => 7,
-        "app" => 8,
-        "service_name" => 9,
-        "log.level" => 10,
-        "log" => 11,
-        "severity" => 12,
-        "levelname" => 13,
-        "level" => 14,
-        "log_level" => 15,
-        "host.name" => 16,
-        "host" => 17,
-        "server_id" => 18,
-        "hostname" => 19,
-        "message" => 20,
-        "msg" => 21,
-        "formatted_message" => 22,
-        "error_code" => 23,
-        "error.type" => 24,
-        "error" => 25,
-        "error.code" => 26,
-        "exception.type" => 27,
-        "exception" => 28,
-        "resource_id" => 29,
-        "resource.id" => 30,
-        "resource" => 31,
-        "metadata" => 32,
+        "timestamp" => Timestamp,
+        "@timestamp" => AtTimestamp,
+        "time" => Time,
+        "ts" => Ts,
+        "created" => Created,
+        "service.name" => EcsServiceName,
+        "service" => Service,
+        "app_name" => AppName,
+        "app" => App,
+        "service_name" => ServiceName,
+        "log.level" => EcsLogLevel,
+        "log" => Log,
+        "severity" => Severity,
+        "levelname" => Levelname,
+        "level" => Level,
+        "log_level" => LogLevel,
+        "host.name" => EcsHostName,
+        "host" => Host,
+        "server_id" => ServerId,
+        "hostname" => Hostname,
+        "message" => Message,
+        "msg" => Msg,
+        "formatted_message" => FormattedMessage,
+        "error_code" => ErrorCode,
+        "error.type" => EcsErrorType,
+        "error" => Error,
+        "error.code" => EcsErrorCode,
+        "exception.type" => EcsExceptionType,
+        "exception" => Exception,
+        "resource_id" => ResourceId,
+        "resource.id" => EcsResourceId,
+        "resource" => Resource,
+        "metadata" => Metadata,
         _ => return None,
     })
 }
 
-/// The first occurrence of each member of [`KEYS`], and which of them a
-/// column took (a bit per slot).
+/// The first occurrence of each [`Slot`] among a document's members, and
+/// which of them a column took (a bit per key).
 struct Known<'a> {
-    raw: [Option<&'a str>; KEYS.len()],
+    raw: [Option<&'a str>; SLOTS],
     used: u64,
 }
 
 impl<'a> Known<'a> {
     fn of(d: &Doc<'a>) -> Known<'a> {
         let mut k = Known {
-            raw: [None; KEYS.len()],
+            raw: [None; SLOTS],
             used: 0,
         };
         for (key, v) in &d.0 {
             if let Some(i) = slot(key) {
-                k.raw[i].get_or_insert(*v);
+                k.raw[i as usize].get_or_insert(*v);
             }
         }
         k
     }
 
-    /// The first of `slots` whose value is present and not an object.
-    fn plain(&mut self, slots: &[usize]) -> Option<&'a str> {
-        slots.iter().find_map(|&i| {
-            let v = first(&[self.raw[i]]).filter(|v| !v.starts_with('{'))?;
-            self.used |= 1 << i;
+    /// The first of `keys` whose value is present and not an object.
+    fn plain(&mut self, keys: &[Slot]) -> Option<&'a str> {
+        keys.iter().find_map(|&key| {
+            let v = first(&[self.raw[key as usize]]).filter(|v| !v.starts_with('{'))?;
+            self.used |= 1 << key as usize;
             Some(v)
         })
     }
 
-    /// A field under a dotted name (`service.name`, slot `dotted`) or
-    /// nested (`{"service":{"name":..}}`, slot `parent`, member `child`).
-    fn ecs(&mut self, dotted: usize, parent: usize, child: &str) -> Option<&'a str> {
-        if let Some(v) = first(&[self.raw[dotted]]) {
-            self.used |= 1 << dotted;
+    /// A field under a dotted name (`service.name`) or nested
+    /// (`{"service":{"name":..}}`: `parent`, its member `child`).
+    fn ecs(&mut self, dotted: Slot, parent: Slot, child: &str) -> Option<&'a str> {
+        if let Some(v) = first(&[self.raw[dotted as usize]]) {
+            self.used |= 1 << dotted as usize;
             return Some(v);
         }
-        let obj = self.raw[parent].filter(|v| v.starts_with('{'))?;
+        let obj = self.raw[parent as usize].filter(|v| v.starts_with('{'))?;
         let inner: Doc = serde_json::from_str(obj).ok()?;
         let v = first(&[inner.get(child)])?;
         if inner.0.len() == 1 {
-            self.used |= 1 << parent;
+            self.used |= 1 << parent as usize;
         }
         Some(v)
     }
@@ -167,20 +173,27 @@ impl<'a> Known<'a> {
 pub fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
     let mut errs = Vec::new();
     let mut k = Known::of(&d);
-    let ts = k.plain(&[0, 1, 2, 3, 4]);
-    let service = k.ecs(5, 6, "name").or_else(|| k.plain(&[6, 7, 8, 9]));
+    use Slot::*;
+    let ts = k.plain(&[Timestamp, AtTimestamp, Time, Ts, Created]);
+    let service = k
+        .ecs(EcsServiceName, Service, "name")
+        .or_else(|| k.plain(&[Service, AppName, App, ServiceName]));
     let level = k
-        .ecs(10, 11, "level")
-        .or_else(|| k.plain(&[12, 13, 14, 15]));
-    let host = k.ecs(16, 17, "name").or_else(|| k.plain(&[18, 17, 19]));
-    let message = k.plain(&[20, 21, 22]);
+        .ecs(EcsLogLevel, Log, "level")
+        .or_else(|| k.plain(&[Severity, Levelname, Level, LogLevel]));
+    let host = k
+        .ecs(EcsHostName, Host, "name")
+        .or_else(|| k.plain(&[ServerId, Host, Hostname]));
+    let message = k.plain(&[Message, Msg, FormattedMessage]);
     let error = k
-        .plain(&[23])
-        .or_else(|| k.ecs(24, 25, "type"))
-        .or_else(|| k.ecs(26, 25, "code"))
-        .or_else(|| k.ecs(27, 28, "type"));
-    let resource = k.plain(&[29]).or_else(|| k.ecs(30, 31, "id"));
-    let meta = k.plain(&[32]);
+        .plain(&[ErrorCode])
+        .or_else(|| k.ecs(EcsErrorType, Error, "type"))
+        .or_else(|| k.ecs(EcsErrorCode, Error, "code"))
+        .or_else(|| k.ecs(EcsExceptionType, Exception, "type"));
+    let resource = k
+        .plain(&[ResourceId])
+        .or_else(|| k.ecs(EcsResourceId, Resource, "id"));
+    let meta = k.plain(&[Metadata]);
     let mut col = |c: &'static str, v: Option<&'a str>, json: bool| {
         v.and_then(|v| string(c, v, json).map_err(|e| errs.push(e)).ok())
     };
@@ -194,22 +207,20 @@ pub fn map<'a>(d: Doc<'a>) -> (LogFields<'a>, Vec<FieldError>) {
         resource_id: col("resource_id", resource, false),
         metadata: col("metadata", meta, true),
     };
-    f.severity = Some(match f.severity {
-        // A level already in its stored form keeps its borrowed text.
-        Some(s) if *severity::from_text(&s) == *s => s,
-        Some(s) => Cow::Owned(severity::from_text(&s).into_owned()),
-        None => Cow::Borrowed(severity::DEFAULT),
-    });
+    f.severity = Some(
+        f.severity
+            .map_or(Cow::Borrowed(severity::DEFAULT), severity::normalize),
+    );
     if f.metadata.is_none() {
         f.metadata = rest(&d, k.used).map(Cow::Owned);
     }
     (f, errs)
 }
 
-/// The members no column took (`used`: a bit per slot of [`KEYS`]), as
-/// one canonical JSON object.
+/// The members no column took (`used`: a bit per [`Slot`]), as one
+/// canonical JSON object.
 fn rest(d: &Doc, used: u64) -> Option<String> {
-    let taken = |k: &str| slot(k).is_some_and(|i| used & (1 << i) != 0);
+    let taken = |k: &str| slot(k).is_some_and(|i| used & (1 << i as usize) != 0);
     let mut text = String::from("{");
     for (k, v) in d.0.iter().filter(|(k, _)| !taken(k)) {
         if text.len() > 1 {
@@ -272,10 +283,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_key_has_its_slot() {
-        for (i, k) in KEYS.iter().enumerate() {
-            assert_eq!(slot(k), Some(i), "{k}");
+    fn every_key_has_its_own_slot() {
+        let names = [
+            "timestamp",
+            "@timestamp",
+            "time",
+            "ts",
+            "created",
+            "service.name",
+            "service",
+            "app_name",
+            "app",
+            "service_name",
+            "log.level",
+            "log",
+            "severity",
+            "levelname",
+            "level",
+            "log_level",
+            "host.name",
+            "host",
+            "server_id",
+            "hostname",
+            "message",
+            "msg",
+            "formatted_message",
+            "error_code",
+            "error.type",
+            "error",
+            "error.code",
+            "exception.type",
+            "exception",
+            "resource_id",
+            "resource.id",
+            "resource",
+            "metadata",
+        ];
+        for (i, k) in names.iter().enumerate() {
+            assert_eq!(slot(k).map(|s| s as usize), Some(i), "{k}");
         }
+        assert_eq!(names.len(), SLOTS);
         assert_eq!(slot("services"), None);
     }
 
