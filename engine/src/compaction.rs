@@ -43,7 +43,7 @@ impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
             write: WriteOptions::default(),
-            block_rows: 1024,
+            block_rows: 512,
             step_pause: Duration::ZERO,
         }
     }

@@ -61,7 +61,7 @@ impl EngineConfig {
             group_rows_max: 200_000,
             block_cache_bytes: 64 << 20,
             lifecycle: LifecycleConfig {
-                zstd_level: 3,
+                zstd_level: 6,
                 ..Default::default()
             },
         }

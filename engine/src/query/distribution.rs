@@ -8,6 +8,9 @@ use crate::state::State;
 use super::{round2, visit, Grain, KeyFilter, LogFilter};
 use logpulse_model::query::{Distribution, DistributionRow};
 
+/// Groups left to rank by name above which the keys' name order is used.
+const NAME_ORDER_FROM: usize = 1024;
+
 pub fn error_distribution(
     st: &State,
     keys: &Keys,
@@ -33,10 +36,18 @@ pub fn error_distribution(
         let cut = ranked[limit - 1].1 .0;
         ranked.retain(|g| g.1 .0 >= cut);
     }
+    // With many keys of one or two rows, thousands of groups tie with the
+    // last row returned: those are ranked by the keys' name order
+    // (integers), not by comparing their names.
+    let order = if ranked.len() > NAME_ORDER_FROM {
+        keys.name_order()
+    } else {
+        Default::default()
+    };
     super::top_sorted(&mut ranked, limit, |a, b| {
         b.1 .0
             .cmp(&a.1 .0)
-            .then_with(|| keys.name(a.0).cmp(&keys.name(b.0)))
+            .then_with(|| keys.cmp_names(&order, a.0, b.0))
     });
     let rows = ranked
         .into_iter()

@@ -171,18 +171,18 @@ pub(crate) fn visit(
         let partial = [(lo, hs + m_lo * 60), (hs + m_hi * 60, hi)];
         for seg in st.table(DataSource::SystemLogs).hour(h) {
             for &(p_lo, p_hi) in partial.iter().filter(|(a, b)| a < b) {
-                seg.for_each_entry(
+                seg.for_each_piece(
                     p_lo,
                     p_hi,
                     |k| kf.matches(k),
-                    |e, _| {
-                        rs.rows_read += 1;
-                        rs.bytes_read += 12;
+                    |key, count, min_ts, max_ts| {
+                        rs.rows_read += count as u64;
+                        rs.bytes_read += 12 * count as u64;
                         f(Piece {
-                            key: e.key,
-                            count: 1,
-                            min_ts: e.ts,
-                            max_ts: e.ts,
+                            key,
+                            count: count as u64,
+                            min_ts,
+                            max_ts,
                         });
                     },
                 )?;

@@ -111,27 +111,7 @@ impl Segment {
             return Ok(());
         };
         let global = |k: u32| self.key_ids.get(k as usize).copied().unwrap_or(0);
-        // Files in key order say which blocks hold the wanted (key, minute)s;
-        // in the others, the blocks' time ranges and key lists do.
-        let blocks: Vec<usize> = match c.runs(lo, hi, |k| want(global(k))) {
-            Some(runs) => {
-                let mut bs: Vec<usize> = runs
-                    .iter()
-                    .flat_map(|r| c.blocks_of_rows(r.first_row, r.rows))
-                    .collect();
-                bs.dedup();
-                bs
-            }
-            None => (c.blocks.iter().enumerate())
-                .filter(|(_, b)| {
-                    (b.max_ts as u64) >= lo
-                        && (b.min_ts as u64) < hi
-                        && (self.key_ids.is_empty() || b.keys.iter().any(|k| want(global(*k))))
-                })
-                .map(|(i, _)| i)
-                .collect(),
-        };
-        c.scan_blocks(blocks, |row, ts, seq, key| {
+        let mut each = |row, ts: u32, seq, key| {
             let key = global(key);
             let t = ts as u64;
             if lo <= t && t < hi && want(key) {
@@ -144,7 +124,60 @@ impl Segment {
                     Some(seq),
                 );
             }
-        })
+        };
+        // Files in key order say which rows hold the wanted (key, minute)s
+        // (in file order); in the others, the blocks' time ranges and key
+        // lists say which blocks can.
+        if let Some(runs) = c.runs(lo, hi, |k| want(global(k))) {
+            for r in runs {
+                c.scan_rows(r.first_row, r.rows, &mut each)?;
+            }
+            return Ok(());
+        }
+        let blocks = (c.blocks.iter().enumerate())
+            .filter(|(_, b)| {
+                (b.max_ts as u64) >= lo
+                    && (b.min_ts as u64) < hi
+                    && (self.key_ids.is_empty() || b.keys.iter().any(|k| want(global(*k))))
+            })
+            .map(|(i, _)| i);
+        c.scan_blocks(blocks, each)
+    }
+
+    /// Calls `f(key, rows, min_ts, max_ts)` for pieces that together are
+    /// the rows with a timestamp in `lo..hi` and a key passing `want`. In a
+    /// compact file in key order, a (key, minute) whose rows all fall in
+    /// the range is one piece from the counts section, with no block read;
+    /// only one that the range cuts has its rows read (the heads of just
+    /// its blocks). Elsewhere every row is a piece.
+    pub fn for_each_piece(
+        &self,
+        lo: u64,
+        hi: u64,
+        want: impl Fn(u32) -> bool,
+        mut f: impl FnMut(u32, u32, u32, u32),
+    ) -> Result<()> {
+        let global = |k: u32| self.key_ids.get(k as usize).copied().unwrap_or(0);
+        let runs = match &self.compact {
+            Some(c) => c.runs(lo, hi, |k| want(global(k))).map(|r| (c, r)),
+            None => None,
+        };
+        let Some((c, runs)) = runs else {
+            return self.for_each_entry(lo, hi, want, |e, _| f(e.key, 1, e.ts, e.ts));
+        };
+        for r in runs {
+            let key = global(r.key);
+            if lo <= r.min_ts as u64 && (r.max_ts as u64) < hi {
+                f(key, r.rows, r.min_ts, r.max_ts);
+                continue;
+            }
+            c.scan_rows(r.first_row, r.rows, |_, ts, _, _| {
+                if lo <= ts as u64 && (ts as u64) < hi {
+                    f(key, 1, ts, ts);
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// The body of an entry's record: borrowed from the map of a hot

@@ -41,10 +41,10 @@ struct Args {
     #[arg(long)]
     now: Option<String>,
     /// zstd level of compact segments (1-22).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
     /// Rows per compressed block.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 512)]
     block_rows: usize,
     /// Hours compacted in parallel (default: available cores).
     #[arg(long)]

@@ -59,8 +59,11 @@ pub struct Run {
     /// Row number (in file order) of the first row.
     pub first_row: u32,
     pub rows: u32,
-    /// The greatest timestamp among them.
+    /// The least and the greatest timestamp among them.
+    pub min_ts: u32,
     pub max_ts: u32,
+    /// Their key (an index into [`CompactSegment::keys`]).
+    pub key: u32,
 }
 
 /// The read side of a compact segment.
@@ -228,6 +231,27 @@ impl CompactSegment {
         Ok(())
     }
 
+    /// Calls `f(row, ts, seq, key)` for rows `first..first + rows` (file
+    /// order), reading only the heads of the blocks that hold them.
+    pub fn scan_rows(
+        &self,
+        first: u32,
+        rows: u32,
+        mut f: impl FnMut(u32, u32, u64, u32),
+    ) -> Result<()> {
+        for bi in self.blocks_of_rows(first, rows) {
+            let b = &self.blocks[bi];
+            let head = self.head(bi)?;
+            let lo = first.max(b.first_row) - b.first_row;
+            let hi = (first + rows).min(b.first_row + b.rows) - b.first_row;
+            for r in lo as usize..hi as usize {
+                let key = head.keys.get(r).copied().unwrap_or(0);
+                f(b.first_row + r as u32, head.ts[r], head.seqs[r], key);
+            }
+        }
+        Ok(())
+    }
+
     /// [`Self::scan_blocks`] over every block.
     pub fn scan(&self, f: impl FnMut(u32, u32, u64, u32)) -> Result<()> {
         self.scan_blocks(0..self.blocks.len(), f)
@@ -277,7 +301,9 @@ impl CompactSegment {
                 out.push(Run {
                     first_row: row,
                     rows: k.count,
+                    min_ts,
                     max_ts,
+                    key: k.key,
                 });
             }
             row += k.count;

@@ -22,7 +22,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { zstd_level: 3 }
+        WriteOptions { zstd_level: 6 }
     }
 }
 
