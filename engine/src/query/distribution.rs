@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::keys::Keys;
 use crate::state::State;
 
+use super::groups::Groups;
 use super::{round2, visit, Grain, KeyFilter, LogFilter};
 use logpulse_model::query::{Distribution, DistributionRow};
 
@@ -19,7 +20,7 @@ pub fn error_distribution(
 ) -> Result<Distribution> {
     let kf = KeyFilter::new(keys, f.service.as_deref(), f.severity.as_deref());
     let (start, end) = f.bounds();
-    let mut groups = Groups::new(keys.len());
+    let mut groups = Groups::default();
     let stats = visit(st, &kf, start, end, Grain::Hour, |p| {
         groups.add(p.key, p.count, p.min_ts, p.max_ts)
     })?;
@@ -68,53 +69,4 @@ pub fn error_distribution(
         rows_before_limit,
         stats,
     })
-}
-
-/// Per-key sums of one query in a table indexed by key id (ids run from 1 to
-/// the number of keys): no hashing and no rehashing as groups grow, which
-/// with 100,000 services cost most of the query. Zeroed memory is an empty
-/// slot (the first second seen is stored inverted), so the table costs only
-/// the pages of the ids the window touches.
-struct Groups {
-    /// (rows, !first second, last second) per key id.
-    slots: Vec<(u64, u32, u32)>,
-    touched: Vec<u32>,
-}
-
-impl Groups {
-    fn new(keys: usize) -> Groups {
-        Groups {
-            slots: vec![(0, 0, 0); keys + 1],
-            touched: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, key: u32, count: u64, min_ts: u32, max_ts: u32) {
-        let i = key as usize;
-        if i >= self.slots.len() {
-            self.slots.resize(i + 1, (0, 0, 0));
-        }
-        let g = &mut self.slots[i];
-        if g.0 == 0 {
-            if count == 0 {
-                return;
-            }
-            self.touched.push(key);
-        }
-        g.0 += count;
-        g.1 = g.1.max(!min_ts);
-        g.2 = g.2.max(max_ts);
-    }
-
-    /// (key, (rows, first second, last second)) of every key with rows.
-    fn into_ranked(self) -> Vec<(u32, (u64, u32, u32))> {
-        let slots = self.slots;
-        self.touched
-            .into_iter()
-            .map(|k| {
-                let g = slots[k as usize];
-                (k, (g.0, !g.1, g.2))
-            })
-            .collect()
-    }
 }

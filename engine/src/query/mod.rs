@@ -6,6 +6,7 @@ mod alerting;
 mod anomalies;
 mod baseline;
 mod distribution;
+mod groups;
 mod recent;
 mod search;
 mod tail;
@@ -89,8 +90,9 @@ impl KeyFilter {
         hour: &'a HourStats,
     ) -> Box<dyn Iterator<Item = (&'a u32, &'a KeyHour)> + 'a> {
         match self {
+            KeyFilter::All => Box::new(hour.iter()),
             KeyFilter::Few(ids) => Box::new(ids.iter().filter_map(|k| hour.get_key_value(k))),
-            _ => Box::new(hour.iter().filter(|(k, _)| self.matches(**k))),
+            KeyFilter::Many(_) => Box::new(hour.iter().filter(|(k, _)| self.matches(**k))),
         }
     }
 }
