@@ -189,10 +189,9 @@ fn scan_compact(
         if !logs {
             return (Arc::from(s), Arc::from(v));
         }
-        let id = keys.intern(s, v);
+        let (id, s, v) = keys.intern_shared(s, v);
         key_ids.push(id);
-        let (s, v) = keys.name(id);
-        (s.clone(), v.clone())
+        (s, v)
     };
     let map = map_file(path, header.synced_len)?;
     let c = CompactSegment::open(path, map, cache.clone(), &mut names)?;
