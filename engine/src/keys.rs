@@ -54,29 +54,36 @@ fn hash_of(service: &str, severity: &str) -> u64 {
 
 impl Keys {
     pub fn get(&self, service: &str, severity: &str) -> Option<u32> {
-        self.find(service, severity).map(|s| s.2)
+        self.find(hash_of(service, severity), service, severity)
+            .map(|s| s.2)
     }
 
-    fn find(&self, service: &str, severity: &str) -> Option<&Slot> {
-        self.table.find(hash_of(service, severity), |s| {
-            &*s.0 == service && &*s.1 == severity
-        })
+    fn find(&self, hash: u64, service: &str, severity: &str) -> Option<&Slot> {
+        self.table
+            .find(hash, |s| &*s.0 == service && &*s.1 == severity)
     }
 
+    /// The id of (service, severity), interned if new (the ingest path:
+    /// a known key costs one probe and nothing else).
     pub fn intern(&mut self, service: &str, severity: &str) -> u32 {
-        self.intern_shared(service, severity).0
+        let hash = hash_of(service, severity);
+        match self.find(hash, service, severity) {
+            Some(s) => s.2,
+            None => self.insert(hash, service, severity).0,
+        }
     }
 
-    /// The id of (service, severity), interned if new, with the shared
-    /// strings of both names (no second lookup by id).
+    /// [`Keys::intern`], with the shared strings of both names (no second
+    /// lookup by id).
     pub fn intern_shared(&mut self, service: &str, severity: &str) -> (u32, Arc<str>, Arc<str>) {
         let hash = hash_of(service, severity);
-        if let Some(s) = self
-            .table
-            .find(hash, |s| &*s.0 == service && &*s.1 == severity)
-        {
-            return (s.2, s.0.clone(), s.1.clone());
+        match self.find(hash, service, severity) {
+            Some(s) => (s.2, s.0.clone(), s.1.clone()),
+            None => self.insert(hash, service, severity),
         }
+    }
+
+    fn insert(&mut self, hash: u64, service: &str, severity: &str) -> (u32, Arc<str>, Arc<str>) {
         let sev: Arc<str> = match self.severities.get_key_value(severity) {
             Some((s, _)) => s.clone(),
             None => {
