@@ -23,7 +23,7 @@ use crate::query::{
 };
 use crate::recovery::{expected_index, reconcile_index, recover, segment_meta};
 use crate::row::{DataSource, Encode, Row, ThresholdRow};
-use crate::segment::compact::BlockCache;
+use crate::segment::compact::{BlockCache, KeyTotal};
 use crate::segment::format::MAX_BODY_LEN;
 use crate::segment::{Entry, Segment};
 use crate::state::State;
@@ -272,14 +272,24 @@ impl Engine {
             .next()
             .map(|id| id.hour as u64 * 3600);
         let (_, key_hours, key_minutes, bytes) = st.log_stats.footprint();
-        s.count_key_hours = key_hours;
+        let compact = st
+            .table(DataSource::SystemLogs)
+            .segments
+            .values()
+            .filter_map(|seg| Some((seg, seg.compact.as_ref()?)));
+        let (mut compact_keys, mut compact_bytes) = (0u64, 0u64);
+        for (seg, c) in compact {
+            compact_keys += c.totals.len() as u64;
+            compact_bytes += (c.totals.capacity() * std::mem::size_of::<KeyTotal>()
+                + (seg.key_ids.capacity() + seg.by_global.capacity()) * 4)
+                as u64;
+        }
+        s.count_key_hours = key_hours + compact_keys;
         s.count_key_minutes = key_minutes;
-        s.count_bytes = bytes;
-        s.keys_newest_hour = st
-            .log_stats
-            .hours_desc(0, u32::MAX)
-            .next()
-            .map_or(0, |(_, h)| h.len() as u64);
+        s.count_bytes = bytes + compact_bytes;
+        s.keys_newest_hour = crate::query::hours(&st, 0, u32::MAX)
+            .last()
+            .map_or(0, |h| h.key_count());
         drop(st);
         s.keys = self.shared.keys.read().len() as u64;
         s.block_cache_bytes = self.shared.cache.bytes() as u64;
@@ -434,6 +444,7 @@ impl Engine {
         let st = self.shared.state.read();
         let keys = self.shared.keys.read();
         crate::recovery::minutes_by_name(&st, &keys)
+            .expect("compact counts readable")
             .into_iter()
             .map(|(k, m)| (k, m.count))
             .collect()

@@ -5,8 +5,10 @@
 //! holds rows, plus 8 bytes per non-empty (hour, key, minute) beyond the
 //! first two of a key-hour, which are stored inline. Both are bounded by the
 //! rows counted: a key with one row in an hour costs one `KeyHour`, never a
-//! 60-slot array. Hot hours are counted as rows are published; compacted
-//! hours are loaded from their files' counts sections.
+//! 60-slot array. These are the counts of rows in hot segments, counted as
+//! rows are published (and at open); a compact file's rows are counted by
+//! the file itself (`segment::compact::KeyTotal`, its counts section read
+//! on demand), and `query::hours` reads both.
 
 use std::collections::BTreeMap;
 
@@ -165,18 +167,13 @@ impl LogStats {
         self.hours.remove(&hour);
     }
 
-    /// Replaces the counts of one hour (a compacted hour's, loaded from its
-    /// file, which now holds every row of the hour).
-    pub fn replace_hour(&mut self, hour: u32, stats: Option<HourStats>) {
-        match stats {
-            Some(s) => self.hours.insert(hour, s),
-            None => self.hours.remove(&hour),
-        };
-    }
-
-    /// Takes the counts of one hour out.
-    pub fn take_hour(&mut self, hour: u32) -> Option<HourStats> {
-        self.hours.remove(&hour)
+    /// Counts hour `hour` again from its rows `(ts, key)` (what is left of
+    /// it in hot segments once some of its rows moved into a compact file).
+    pub fn recount_hour(&mut self, hour: u32, rows: impl Iterator<Item = (u32, u32)>) {
+        self.hours.remove(&hour);
+        for (ts, key) in rows {
+            self.add(ts, key);
+        }
     }
 
     pub fn clear(&mut self) {

@@ -441,19 +441,19 @@ impl LifecycleStats {
             ),
             m(
                 "logpulse_count_key_hours",
-                "(hour, key) entries of the in-memory per-minute counts.",
+                "(hour, key) entries of the counts in memory (hot hours' per-minute counts, compact files' key totals).",
                 false,
                 self.count_key_hours,
             ),
             m(
                 "logpulse_count_key_minutes",
-                "Non-empty (hour, key, minute) entries of the per-minute counts.",
+                "Non-empty (hour, key, minute) entries in memory (hot hours; compact files' are read on demand).",
                 false,
                 self.count_key_minutes,
             ),
             m(
                 "logpulse_count_bytes",
-                "Approximate heap bytes held by the per-minute counts.",
+                "Approximate heap bytes held by the counts in memory.",
                 false,
                 self.count_bytes,
             ),

@@ -7,6 +7,7 @@ mod anomalies;
 mod baseline;
 mod distribution;
 mod groups;
+mod hours;
 mod recent;
 mod search;
 mod tail;
@@ -16,6 +17,7 @@ pub use alerting::threshold_minutes;
 pub use anomalies::log_anomalies;
 pub use baseline::log_baseline_anomalies;
 pub use distribution::error_distribution;
+pub(crate) use hours::hours;
 pub(crate) use recent::{fetch as fetch_recent, plan as plan_recent};
 pub use search::ContainsSearch;
 pub use tail::logs_after;
@@ -135,41 +137,28 @@ pub(crate) fn visit(
         (start / 3600) as u32,
         ((end - 1) / 3600).min(u32::MAX as u64) as u32,
     );
-    for (h, hour) in st.log_stats.hours_asc(first_h, last_h) {
+    for hour in hours::hours(st, first_h, last_h) {
+        let h = hour.hour;
         let (hs, he) = (h as u64 * 3600, h as u64 * 3600 + 3600);
         let (lo, hi) = (start.max(hs), end.min(he));
-        let keys = kf.in_hour(hour);
+        let mut piece = |key, count, min_ts, max_ts| {
+            rs.rows_read += count;
+            f(Piece {
+                key,
+                count,
+                min_ts,
+                max_ts,
+            });
+        };
         if grain == Grain::Hour && lo == hs && hi == he {
-            for (key, kh) in keys {
-                rs.rows_read += kh.count;
-                f(Piece {
-                    key: *key,
-                    count: kh.count,
-                    min_ts: kh.min_ts,
-                    max_ts: kh.max_ts,
-                });
-            }
+            hour.totals(kf, &mut piece);
             continue;
         }
         // Whole minutes [m_lo, m_hi) of the hour; the rest of [lo, hi) is
         // partial minutes, read row by row.
         let m_lo = (lo - hs).div_ceil(60);
         let m_hi = ((hi - hs) / 60).max(m_lo);
-        for (key, kh) in keys {
-            for (m, stat) in kh.minutes() {
-                if (m as u64) < m_lo || (m as u64) >= m_hi {
-                    continue;
-                }
-                rs.rows_read += stat.count as u64;
-                let base = (hs + m as u64 * 60) as u32;
-                f(Piece {
-                    key: *key,
-                    count: stat.count as u64,
-                    min_ts: base + stat.min_sec as u32,
-                    max_ts: base + stat.max_sec as u32,
-                });
-            }
-        }
+        hour.minutes(kf, m_lo, m_hi, &mut piece)?;
         let partial = [(lo, hs + m_lo * 60), (hs + m_hi * 60, hi)];
         for seg in st.table(DataSource::SystemLogs).hour(h) {
             for &(p_lo, p_hi) in partial.iter().filter(|(a, b)| a < b) {

@@ -66,10 +66,11 @@ pub fn plan(st: &State, keys: &Keys, f: &LogFilter, limit: usize) -> Result<Rece
         ((end - 1) / 3600).min(u32::MAX as u64) as u32,
     );
     let mut top: Vec<(u32, u64, &Segment, Entry)> = Vec::new();
-    for (h, hour) in st.log_stats.hours_desc(first_h, last_h) {
-        if kf.in_hour(hour).next().is_none() {
+    for hour in super::hours(st, first_h, last_h).into_iter().rev() {
+        if !hour.any(&kf) {
             continue;
         }
+        let h = hour.hour;
         let mut found: Vec<Found> = Vec::new();
         for seg in st.table(DataSource::SystemLogs).hour(h) {
             match &seg.compact {
@@ -154,7 +155,7 @@ fn newest_of_compact<'a>(
 ) -> Result<()> {
     let global = |k: u32| seg.key_ids.get(k as usize).copied().unwrap_or(0);
     let mut mine: Vec<Found<'a>> = Vec::new();
-    if let Some(mut runs) = c.runs(start, end, |k| kf.matches(global(k))) {
+    if let Some(mut runs) = c.runs(start, end, |k| kf.matches(global(k)))? {
         // Key order: the wanted (key, minute)s' rows, newest minute first.
         runs.sort_unstable_by_key(|r| std::cmp::Reverse(r.max_ts));
         for run in runs {

@@ -48,10 +48,11 @@ impl ContainsSearch {
             (self.start / 3600) as u32,
             ((self.end - 1) / 3600).min(u32::MAX as u64) as u32,
         );
-        st.log_stats
-            .hours_desc(first_h, last_h)
-            .filter(|(_, hour)| self.kf.in_hour(hour).next().is_some())
-            .map(|(h, _)| h)
+        super::hours(st, first_h, last_h)
+            .into_iter()
+            .rev()
+            .filter(|hour| hour.any(&self.kf))
+            .map(|hour| hour.hour)
             .collect()
     }
 

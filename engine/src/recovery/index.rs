@@ -9,7 +9,8 @@ use tracing::{info, warn};
 use crate::error::Result;
 use crate::index::{Index, IndexUpdate, SegmentMeta};
 use crate::keys::Keys;
-use crate::row::ThresholdRow;
+use crate::row::{DataSource, ThresholdRow};
+use crate::segment::compact::counts_of_key;
 use crate::segment::Segment;
 use crate::state::State;
 use crate::stats::MinuteStat;
@@ -78,17 +79,44 @@ fn same_thresholds(mut a: Vec<(ThresholdRow, u64)>, b: &[(ThresholdRow, u64)]) -
     a == b
 }
 
-/// The per-minute counts by name: (minute, service, severity) → stat,
-/// for tests and tools.
-pub fn minutes_by_name(state: &State, keys: &Keys) -> HashMap<(u32, String, String), MinuteStat> {
-    state
-        .log_stats
-        .all_minutes()
-        .map(|(minute, key, m)| {
-            let (s, v) = keys.name(key);
-            ((minute, s.to_string(), v.to_string()), m)
-        })
-        .collect()
+/// The per-minute counts by name: (minute, service, severity) → stat, of
+/// hot rows and compact files together, for tests and tools.
+pub fn minutes_by_name(
+    state: &State,
+    keys: &Keys,
+) -> Result<HashMap<(u32, String, String), MinuteStat>> {
+    let mut out: HashMap<(u32, String, String), MinuteStat> = HashMap::new();
+    let mut add = |minute: u32, key: u32, m: MinuteStat| {
+        let (s, v) = keys.name(key);
+        let e = out
+            .entry((minute, s.to_string(), v.to_string()))
+            .or_insert(MinuteStat {
+                count: 0,
+                min_sec: m.min_sec,
+                max_sec: m.max_sec,
+            });
+        e.count += m.count;
+        e.min_sec = e.min_sec.min(m.min_sec);
+        e.max_sec = e.max_sec.max(m.max_sec);
+    };
+    for (minute, key, m) in state.log_stats.all_minutes() {
+        add(minute, key, m);
+    }
+    for seg in state.table(DataSource::SystemLogs).segments.values() {
+        let Some(c) = &seg.compact else { continue };
+        let counts = c.counts()?;
+        for (k, key) in seg.key_ids.iter().enumerate() {
+            for m in counts_of_key(&c.totals, &counts, k) {
+                let stat = MinuteStat {
+                    count: m.count,
+                    min_sec: m.min_sec,
+                    max_sec: m.max_sec,
+                };
+                add(seg.id.hour * 60 + m.minute as u32, *key, stat);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Recovers the data dir's state (without opening an engine: the caller

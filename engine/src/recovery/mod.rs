@@ -31,8 +31,8 @@ use records::Tail;
 pub use files::COMPACTING_SUFFIX;
 use files::{finish_compactions, is_blank, restore_zero_header, segment_files};
 pub use index::{check_index, expected_index, minutes_by_name, reconcile_index, segment_meta};
+pub(crate) use scan::load_compact_segment;
 use scan::scan_one;
-pub(crate) use scan::{add_compact_counts, load_compact_segment};
 
 /// File in the data dir holding the greatest seq ever removed by a truncate.
 pub const SEQ_FLOOR_FILE: &str = "seq-floor";
@@ -160,14 +160,10 @@ pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Res
                 thresholds.apply(row, seq);
             }
         }
-        if f.ds == DataSource::SystemLogs {
-            match &f.compact {
-                Some(c) => add_compact_counts(&mut stats, c, &f.key_ids)?,
-                None => {
-                    for e in &f.entries {
-                        stats.add(e.ts, e.key);
-                    }
-                }
+        // Compact files carry their own counts (`query::hours`).
+        if f.ds == DataSource::SystemLogs && f.compact.is_none() {
+            for e in &f.entries {
+                stats.add(e.ts, e.key);
             }
         }
         let map = match &f.compact {
@@ -182,6 +178,7 @@ pub fn recover(data_dir: &Path, keys: &mut Keys, cache: &Arc<BlockCache>) -> Res
             entries: f.entries,
             appendable: f.header.kind == KIND_HOT,
             compact: f.compact,
+            by_global: crate::segment::order_by_global(&f.key_ids),
             key_ids: f.key_ids,
         };
         table.rows += seg.rows();

@@ -14,35 +14,6 @@ use crate::segment::checkpoint::HotChunk;
 use crate::segment::compact::{peek_info, BlockCache, CompactSegment};
 use crate::segment::format::Header;
 use crate::segment::{Entry, Segment, SegmentId};
-use crate::stats::LogStats;
-
-/// Adds a compact `system_logs` segment's per-minute counts: from its
-/// counts section, or (version 2 files) from its block heads.
-pub(crate) fn add_compact_counts(
-    stats: &mut LogStats,
-    c: &CompactSegment,
-    key_ids: &[u32],
-) -> Result<()> {
-    let global = |k: u32| key_ids[k as usize];
-    match &c.counts {
-        Some(counts) => {
-            let base = c.header.hour * 60;
-            for k in counts {
-                stats.add_minute(
-                    base + k.minute as u32,
-                    global(k.key),
-                    k.count,
-                    k.min_sec,
-                    k.max_sec,
-                );
-            }
-            Ok(())
-        }
-        None => c.scan(|_, ts, _, key| {
-            stats.add(ts, global(key));
-        }),
-    }
-}
 
 /// Reads one segment file: a compact one's directory; a hot one's records,
 /// those its valid checkpoint `chunks` cover from them and the rest from
@@ -156,6 +127,7 @@ pub(crate) fn load_compact_segment(
         entries: f.entries,
         appendable: false,
         compact: f.compact,
+        by_global: crate::segment::order_by_global(&f.key_ids),
         key_ids: f.key_ids,
     })
 }

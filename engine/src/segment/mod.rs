@@ -65,9 +65,28 @@ pub struct Segment {
     /// Compact `system_logs` segments: the engine's key id of each entry of
     /// the file's key dictionary.
     pub key_ids: Vec<u32>,
+    /// The dictionary indices ordered by engine key id ([`Self::local_of`]).
+    pub by_global: Vec<u32>,
+}
+
+/// Dictionary indices ordered by the engine key id each maps to.
+pub fn order_by_global(key_ids: &[u32]) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..key_ids.len() as u32).collect();
+    v.sort_unstable_by_key(|&k| key_ids[k as usize]);
+    v
 }
 
 impl Segment {
+    /// The dictionary index of engine key `key` in a compact `system_logs`
+    /// segment.
+    pub fn local_of(&self, key: u32) -> Option<usize> {
+        let i = self
+            .by_global
+            .partition_point(|&k| self.key_ids[k as usize] < key);
+        let k = *self.by_global.get(i)? as usize;
+        (self.key_ids[k] == key).then_some(k)
+    }
+
     /// Bytes of the file that hold committed records (header included).
     pub fn bytes(&self) -> u64 {
         self.map.committed_len() as u64
@@ -128,7 +147,7 @@ impl Segment {
         // Files in key order say which rows hold the wanted (key, minute)s
         // (in file order); in the others, the blocks' time ranges and key
         // lists say which blocks can.
-        if let Some(runs) = c.runs(lo, hi, |k| want(global(k))) {
+        if let Some(runs) = c.runs(lo, hi, |k| want(global(k)))? {
             for r in runs {
                 c.scan_rows(r.first_row, r.rows, &mut each)?;
             }
@@ -159,7 +178,7 @@ impl Segment {
     ) -> Result<()> {
         let global = |k: u32| self.key_ids.get(k as usize).copied().unwrap_or(0);
         let runs = match &self.compact {
-            Some(c) => c.runs(lo, hi, |k| want(global(k))).map(|r| (c, r)),
+            Some(c) => c.runs(lo, hi, |k| want(global(k)))?.map(|r| (c, r)),
             None => None,
         };
         let Some((c, runs)) = runs else {

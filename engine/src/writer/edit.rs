@@ -15,7 +15,7 @@ use super::{Writer, Written};
 use crate::index::SegmentMeta;
 use crate::recovery::segment_meta;
 use crate::row::DataSource;
-use crate::segment::{Segment, SegmentId};
+use crate::segment::{Entry, Segment, SegmentId};
 use crate::state::State;
 
 /// A change to the published state.
@@ -86,6 +86,16 @@ impl Writer {
                         }
                     }
                     table.segments.insert(id, output);
+                    if ds == DataSource::SystemLogs {
+                        // The compact file counts its rows itself; the
+                        // hour's hot counts are what is still hot.
+                        let hot: Vec<Entry> = (st.table(ds).hour(id.hour))
+                            .filter(|s| s.compact.is_none())
+                            .flat_map(|s| s.entries.iter().copied())
+                            .collect();
+                        st.log_stats
+                            .recount_hour(id.hour, hot.iter().map(|e| (e.ts, e.key)));
+                    }
                 }
                 self.forget(&removed);
                 self.metas.insert((ds, id), meta.clone());
@@ -191,6 +201,7 @@ impl Writer {
                     appendable: true,
                     compact: None,
                     key_ids: Vec::new(),
+                    by_global: Vec::new(),
                 });
                 seg.map = map.clone();
                 seg.entries.extend(run.iter().map(|r| r.2));

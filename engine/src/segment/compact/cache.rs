@@ -9,15 +9,16 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::directory::BlockHead;
+use super::directory::{BlockHead, KeyCount};
 use super::reader::DecodedBlock;
 
 /// What a cache entry holds: a block's head alone (timestamps, seqs, keys),
-/// or the whole block.
+/// the whole block, or a file's per-(key, minute) counts.
 #[derive(Clone)]
 pub(super) enum Cached {
     Head(Arc<BlockHead>),
     Block(Arc<DecodedBlock>),
+    Counts(Arc<Vec<KeyCount>>),
 }
 
 impl Cached {
@@ -25,12 +26,16 @@ impl Cached {
         match self {
             Cached::Head(h) => h.heap_bytes(),
             Cached::Block(b) => b.heap_bytes(),
+            Cached::Counts(c) => super::counts::heap_bytes(c),
         }
     }
 }
 
-/// (segment uid, block index, whole block?)
+/// (segment uid, block index ([`COUNTS`] for the counts), whole block?)
 type Key = (u64, u32, bool);
+
+/// The block index under which a file's counts are cached.
+pub(super) const COUNTS: u32 = u32::MAX;
 
 #[derive(Default)]
 struct Inner {
@@ -64,6 +69,11 @@ impl BlockCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
+    }
+
+    #[cfg(test)]
+    pub(super) fn contains(&self, key: Key) -> bool {
+        self.inner.lock().map.contains_key(&key)
     }
 
     /// Bytes held now.

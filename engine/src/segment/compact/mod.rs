@@ -36,6 +36,7 @@
 
 mod cache;
 mod codec;
+mod counts;
 mod directory;
 mod reader;
 #[cfg(test)]
@@ -43,6 +44,8 @@ mod tests;
 mod writer;
 
 pub use cache::BlockCache;
+pub(crate) use counts::of_key as counts_of_key;
+pub use counts::KeyTotal;
 pub use directory::{BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer};
 pub use reader::{peek_info, CompactSegment, Run};
 pub use writer::{BlockRow, CompactWriter, WriteOptions};

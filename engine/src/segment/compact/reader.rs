@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use super::cache::{BlockCache, Cached};
 use super::codec::{decode_column, Cursor};
+use super::counts::{counts_of_rows, totals_of, KeyTotal};
 use super::directory::{
     decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer,
 };
-use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
+use super::{is_log_codec, CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
 use crate::error::{Error, Result};
 use crate::row::{decode_log, DataSource, Encode, LogRow, Row};
 use crate::segment::format::{header_reserved, Header, HEADER_LEN, KIND_COMPACT};
@@ -39,13 +40,13 @@ impl DecodedBlock {
 
 /// The bytes of a compact file: the engine's shared map, or a read-only map
 /// (verification, which must not open files for writing).
-enum Bytes {
+pub(super) enum Bytes {
     Shared(Arc<SegmentMap>),
     ReadOnly(ReadMap),
 }
 
 impl Bytes {
-    fn get(&self) -> &[u8] {
+    pub(super) fn get(&self) -> &[u8] {
         match self {
             Bytes::Shared(m) => m.committed(),
             Bytes::ReadOnly(m) => m.bytes(),
@@ -69,19 +70,23 @@ pub struct Run {
 /// The read side of a compact segment.
 pub struct CompactSegment {
     path: PathBuf,
-    map: Bytes,
+    pub(super) map: Bytes,
     pub header: Header,
     pub info: CompactInfo,
-    codec: u8,
+    pub(super) codec: u8,
     /// The file's (service, severity) dictionary.
     pub keys: KeyDict,
     pub blocks: Vec<BlockMeta>,
-    /// Per-minute counts of each key (format version 3 `system_logs`
-    /// files; `None` in older files, whose counts come from the heads).
-    pub counts: Option<Vec<KeyCount>>,
+    /// `system_logs`: each dictionary key's rows and time range (empty for
+    /// the other data sources).
+    pub totals: Vec<KeyTotal>,
+    /// Per-minute counts kept in memory: only for files without a counts
+    /// section (version 2), whose counts come from their heads; the others'
+    /// are read from the directory on demand ([`Self::counts`]).
+    pub(super) resident: Option<Arc<Vec<KeyCount>>>,
     /// This segment's id in the block cache.
-    uid: u64,
-    cache: Arc<BlockCache>,
+    pub(super) uid: u64,
+    pub(super) cache: Arc<BlockCache>,
 }
 
 impl Drop for CompactSegment {
@@ -186,7 +191,7 @@ impl CompactSegment {
         };
         let (codec, keys, blocks, counts) = parse_directory(dir, &info, &header, names)
             .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
-        Ok(CompactSegment {
+        let mut seg = CompactSegment {
             path: path.to_path_buf(),
             map,
             header,
@@ -194,10 +199,25 @@ impl CompactSegment {
             codec,
             keys,
             blocks,
-            counts,
+            totals: Vec::new(),
+            resident: None,
             uid: super::cache::next_uid(),
             cache,
-        })
+        };
+        if is_log_codec(codec) {
+            let counts = match counts {
+                Some(c) => c,
+                None => {
+                    let mut rows = Vec::with_capacity(seg.info.rows as usize);
+                    seg.scan(|_, ts, _, key| rows.push((ts, key)))?;
+                    let c = counts_of_rows(rows.into_iter());
+                    seg.resident = Some(Arc::new(c.clone()));
+                    c
+                }
+            };
+            seg.totals = totals_of(&counts, seg.keys.len(), seg.header.hour);
+        }
+        Ok(seg)
     }
 
     pub fn path(&self) -> &Path {
@@ -280,35 +300,6 @@ impl CompactSegment {
             .filter(|(_, b)| keys.is_none_or(|ks| b.keys.iter().any(|k| ks.contains(k))))
             .map(|(i, _)| i)
             .collect()
-    }
-
-    /// The runs of rows of the (key, minute)s whose key passes `want` (an
-    /// index into [`Self::keys`]) and whose seconds meet `lo..hi`, from the
-    /// counts section of a file in key order (codec 3); `None` for files in
-    /// time order.
-    pub fn runs(&self, lo: u64, hi: u64, want: impl Fn(u32) -> bool) -> Option<Vec<Run>> {
-        if self.codec != CODEC_LOG_KEYED {
-            return None;
-        }
-        let counts = self.counts.as_ref()?;
-        let hour_start = self.header.hour * 3600;
-        let mut out = Vec::new();
-        let mut row = 0u32;
-        for k in counts {
-            let minute = hour_start + k.minute as u32 * 60;
-            let (min_ts, max_ts) = (minute + k.min_sec as u32, minute + k.max_sec as u32);
-            if max_ts as u64 >= lo && (min_ts as u64) < hi && want(k.key) {
-                out.push(Run {
-                    first_row: row,
-                    rows: k.count,
-                    min_ts,
-                    max_ts,
-                    key: k.key,
-                });
-            }
-            row += k.count;
-        }
-        Some(out)
     }
 
     /// The blocks holding rows `first..first + rows`.
@@ -529,11 +520,11 @@ impl CompactSegment {
 }
 
 /// First compact format version whose directory is stored compressed.
-const VERSION_COMPACT_ZSTD_DIR: u16 = 5;
+pub(super) const VERSION_COMPACT_ZSTD_DIR: u16 = 5;
 
 /// A version 5 directory: `raw_len:u32` then one zstd frame of exactly
 /// `raw_len` bytes.
-fn inflate_directory(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
+pub(super) fn inflate_directory(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
     let (len, frame) = stored
         .split_at_checked(4)
         .ok_or("shorter than its length")?;

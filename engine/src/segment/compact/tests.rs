@@ -111,13 +111,13 @@ fn rows_round_trip_for_both_codecs() {
         if ds == DataSource::Thresholds {
             let first_block_end = c.blocks[0].max_ts;
             assert_eq!(c.blocks_matching(0, first_block_end, None), vec![0]);
-            assert!(c.runs(0, u64::MAX, |_| true).is_none());
+            assert!(c.runs(0, u64::MAX, |_| true).unwrap().is_none());
             continue;
         }
         // Key order: the runs of one key are exactly its rows.
         let want = |k: u32| &*c.keys[k as usize].0 == "svc1" && &*c.keys[k as usize].1 == "ERROR";
         let (lo, hi) = (470_000u64 * 3600 + 600, 470_000u64 * 3600 + 2400);
-        let runs = c.runs(lo, hi, want).unwrap();
+        let runs = c.runs(lo, hi, want).unwrap().unwrap();
         let mut expect = Vec::new();
         c.scan(|row, ts, _, key| {
             if want(key) && (lo..hi).contains(&(ts as u64)) {
@@ -278,5 +278,74 @@ fn a_directory_length_that_disagrees_with_its_frame_is_named() {
             .to_string();
         assert!(err.contains("bad directory"), "{err}");
         assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}
+
+#[test]
+fn key_totals_and_counts_on_demand_agree_with_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_sample(dir.path(), DataSource::SystemLogs);
+    let c = CompactSegment::open_read_only(&path).unwrap();
+    // Recount (key, minute) and per-key totals from the rows themselves.
+    let mut by_minute = std::collections::BTreeMap::new();
+    let mut by_key = std::collections::BTreeMap::new();
+    let mut first_row = std::collections::BTreeMap::new();
+    c.scan(|row, ts, _, key| {
+        let m = by_minute
+            .entry((key, (ts / 60 % 60) as u8))
+            .or_insert((0u32, 60u8, 0u8));
+        m.0 += 1;
+        m.1 = m.1.min((ts % 60) as u8);
+        m.2 = m.2.max((ts % 60) as u8);
+        let k = by_key.entry(key).or_insert((0u32, u32::MAX, 0u32));
+        k.0 += 1;
+        k.1 = k.1.min(ts);
+        k.2 = k.2.max(ts);
+        first_row.entry(key).or_insert(row);
+    })
+    .unwrap();
+    assert_eq!(c.totals.len(), c.keys.len());
+    for (k, t) in c.totals.iter().enumerate() {
+        let want = by_key[&(k as u32)];
+        assert_eq!((t.rows, t.min_ts, t.max_ts), want, "key {k}");
+        assert_eq!(t.first_row, first_row[&(k as u32)]);
+    }
+    // Key by key before the hour's counts are cached (from the rows'
+    // heads), then the hour's counts (decoded from the directory, then
+    // from the cache), then key by key from them.
+    let mut one = Vec::new();
+    for pass in 0..4 {
+        let counts = (pass == 1 || pass == 2).then(|| c.counts().unwrap());
+        if pass == 0 {
+            assert!(
+                !c.cache.contains((c.uid, cache::COUNTS, false)),
+                "not cached yet"
+            );
+        }
+        let mut got = std::collections::BTreeMap::new();
+        for k in 0..c.keys.len() {
+            let mine = match pass {
+                0 | 3 => {
+                    c.key_counts(k, &mut one).unwrap();
+                    &one[..]
+                }
+                _ => counts_of_key(&c.totals, counts.as_ref().unwrap(), k),
+            };
+            for m in mine {
+                assert_eq!(m.key, k as u32);
+                got.insert((m.key, m.minute), (m.count, m.min_sec, m.max_sec));
+            }
+        }
+        assert_eq!(got, by_minute, "pass {pass}");
+        if pass == 0 {
+            assert!(
+                !c.cache.contains((c.uid, cache::COUNTS, false)),
+                "heads only"
+            );
+            assert_eq!(
+                c.runs(0, u64::MAX, |_| true).unwrap().unwrap().len(),
+                got.len()
+            );
+        }
     }
 }
