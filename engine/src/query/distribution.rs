@@ -20,7 +20,7 @@ pub fn error_distribution(
 ) -> Result<Distribution> {
     let kf = KeyFilter::new(keys, f.service.as_deref(), f.severity.as_deref());
     let (start, end) = f.bounds();
-    let mut groups = Groups::default();
+    let mut groups = Groups::new(keys.len() + 1);
     let stats = visit(st, &kf, start, end, Grain::Hour, |p| {
         groups.add(p.key, p.count, p.min_ts, p.max_ts)
     })?;
