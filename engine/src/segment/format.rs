@@ -12,10 +12,12 @@
 //! A `body_len` of zero marks the end of the records (preallocated space is
 //! zero-filled). Hot segments keep `reserved` zero and are written as
 //! version 1; compact segments (see [`super::compact`]) use `reserved` for
-//! their directory's place and are written as version 4 (`system_logs`
-//! rows in key order; versions 2 and 3, in time order, version 2 without
-//! the per-minute counts section, are still read), which an older build
-//! refuses by name instead of misreading.
+//! their directory's place and are written as version 6 (`system_logs`
+//! rows in key order, the directory compressed, a seconds section after the
+//! counts; versions 2 to 5 are still read: 5 without the seconds, 4 with the
+//! directory uncompressed, 2 and 3 in time order, 2 without the per-minute
+//! counts section), which an older build refuses by name instead of
+//! misreading.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -25,8 +27,10 @@ pub const MAGIC: [u8; 8] = *b"LPSEG\0\r\n";
 /// Format version of hot segments (written and read by this build).
 pub const VERSION: u16 = 1;
 /// Format version of compact segments written by this build: the oldest
-/// reader that understands them. This build reads versions 2 to 5.
-pub const VERSION_COMPACT: u16 = 5;
+/// reader that understands them. This build reads versions 2 to 6.
+pub const VERSION_COMPACT: u16 = 6;
+/// Compact segments without the seconds section, still read.
+pub const VERSION_COMPACT_V5: u16 = 5;
 /// Compact segments whose directory is stored uncompressed, still read.
 pub const VERSION_COMPACT_V4: u16 = 4;
 /// Compact segments with `system_logs` rows in time order and counts.
@@ -109,7 +113,12 @@ impl Header {
             return Err(Error::corrupt(path, 0, "bad magic: not a logpulse segment"));
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        let older_compact = [VERSION_COMPACT_V2, VERSION_COMPACT_V3, VERSION_COMPACT_V4];
+        let older_compact = [
+            VERSION_COMPACT_V2,
+            VERSION_COMPACT_V3,
+            VERSION_COMPACT_V4,
+            VERSION_COMPACT_V5,
+        ];
         if version != VERSION && version != VERSION_COMPACT && !older_compact.contains(&version) {
             return Err(Error::Version {
                 path: path.into(),

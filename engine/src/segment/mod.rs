@@ -167,8 +167,9 @@ impl Segment {
     /// the rows with a timestamp in `lo..hi` and a key passing `want`. In a
     /// compact file in key order, a (key, minute) whose rows all fall in
     /// the range is one piece from the counts section, with no block read;
-    /// only one that the range cuts has its rows read (the heads of just
-    /// its blocks). Elsewhere every row is a piece.
+    /// one that the range cuts is counted from the seconds section (format
+    /// 6, when the file's counts are cached) or has its rows read (the
+    /// heads of just its blocks). Elsewhere every row is a piece.
     pub fn for_each_piece(
         &self,
         lo: u64,
@@ -188,6 +189,14 @@ impl Segment {
             let key = global(r.key);
             if lo <= r.min_ts as u64 && (r.max_ts as u64) < hi {
                 f(key, r.rows, r.min_ts, r.max_ts);
+                continue;
+            }
+            // Cut by the range: its rows' seconds (format 6, counts at
+            // hand), else its rows' heads.
+            if let Some((n, min_ts, max_ts)) = c.count_in(&r, lo, hi) {
+                if n > 0 {
+                    f(key, n, min_ts, max_ts);
+                }
                 continue;
             }
             c.scan_rows(r.first_row, r.rows, |_, ts, _, _| {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::directory::{BlockHead, KeyCount};
+use super::counts::FileCounts;
+use super::directory::BlockHead;
 use super::reader::DecodedBlock;
 
 /// What a cache entry holds: a block's head alone (timestamps, seqs, keys),
@@ -18,7 +19,7 @@ use super::reader::DecodedBlock;
 pub(super) enum Cached {
     Head(Arc<BlockHead>),
     Block(Arc<DecodedBlock>),
-    Counts(Arc<Vec<KeyCount>>),
+    Counts(Arc<FileCounts>),
 }
 
 impl Cached {
@@ -26,7 +27,7 @@ impl Cached {
         match self {
             Cached::Head(h) => h.heap_bytes(),
             Cached::Block(b) => b.heap_bytes(),
-            Cached::Counts(c) => super::counts::heap_bytes(c),
+            Cached::Counts(c) => c.heap_bytes(),
         }
     }
 }

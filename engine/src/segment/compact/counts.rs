@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::cache::{Cached, COUNTS};
-use super::directory::{parse_directory, KeyCount};
+use super::directory::{decode_seconds, parse_directory, KeyCount};
 use super::reader::{inflate_directory, CompactSegment, Run, VERSION_COMPACT_ZSTD_DIR};
 use super::{is_log_codec, CODEC_LOG_KEYED};
 use crate::error::{Error, Result};
@@ -96,9 +96,26 @@ pub(super) fn counts_of_rows(rows: impl Iterator<Item = (u32, u32)>) -> Vec<KeyC
     by.into_values().collect()
 }
 
-/// Heap bytes of decoded counts held in the block cache.
-pub(super) fn heap_bytes(c: &Arc<Vec<KeyCount>>) -> usize {
-    c.capacity() * std::mem::size_of::<KeyCount>() + 48
+/// A file's per-(key, minute) counts in (key, minute) order and, from
+/// format version 6, each row's second in file order (empty before).
+#[derive(Debug, Default)]
+pub struct FileCounts {
+    pub counts: Vec<KeyCount>,
+    pub seconds: Vec<u8>,
+}
+
+impl std::ops::Deref for FileCounts {
+    type Target = [KeyCount];
+    fn deref(&self) -> &[KeyCount] {
+        &self.counts
+    }
+}
+
+impl FileCounts {
+    /// Heap bytes held (what the block cache counts).
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * std::mem::size_of::<KeyCount>() + self.seconds.capacity() + 64
+    }
 }
 
 impl CompactSegment {
@@ -106,12 +123,12 @@ impl CompactSegment {
     /// (`system_logs` only): held in memory for files without a counts
     /// section; else from the block cache, or decoded again from the
     /// directory and cached.
-    pub fn counts(&self) -> Result<Arc<Vec<KeyCount>>> {
+    pub fn counts(&self) -> Result<Arc<FileCounts>> {
         if let Some(c) = &self.resident {
             return Ok(c.clone());
         }
         if !is_log_codec(self.codec) {
-            return Ok(Arc::new(Vec::new()));
+            return Ok(Arc::default());
         }
         let key = (self.uid, COUNTS, false);
         if let Some(Cached::Counts(c)) = self.cache.get(key) {
@@ -122,9 +139,20 @@ impl CompactSegment {
         Ok(c)
     }
 
-    /// The counts section, read again from the directory (checked as at
-    /// open; the names of its dictionary are not kept).
-    fn read_counts(&self) -> Result<Vec<KeyCount>> {
+    /// The counts if they are at hand (in memory or in the cache), without
+    /// reading anything.
+    pub fn cached_counts(&self) -> Option<Arc<FileCounts>> {
+        self.resident
+            .clone()
+            .or_else(|| match self.cache.get((self.uid, COUNTS, false)) {
+                Some(Cached::Counts(c)) => Some(c),
+                _ => None,
+            })
+    }
+
+    /// The counts and seconds sections, read again from the directory
+    /// (checked as at open; the names of its dictionary are not kept).
+    fn read_counts(&self) -> Result<FileCounts> {
         let data = self.map.get();
         let at = self.info.dir_offset;
         let dir = &data[at as usize..];
@@ -145,9 +173,35 @@ impl CompactSegment {
         };
         let empty: Arc<str> = Arc::from("");
         let mut names = |_: &str, _: &str| (empty.clone(), empty.clone());
-        let (_, _, _, counts) = parse_directory(dir, &self.info, &self.header, &mut names)
+        let (_, _, _, counts, seconds) = parse_directory(dir, &self.info, &self.header, &mut names)
             .map_err(|w| bad(w.into()))?;
-        Ok(counts.unwrap_or_default())
+        let counts = counts.unwrap_or_default();
+        let seconds = match seconds {
+            Some(raw) => decode_seconds(raw, &counts).map_err(|w| bad(w.into()))?,
+            None => Vec::new(),
+        };
+        Ok(FileCounts { counts, seconds })
+    }
+
+    /// Rows of `run` with a timestamp in `lo..hi`: (rows, least, greatest
+    /// timestamp), from the seconds section when the file's counts are at
+    /// hand and it has one; `None` otherwise (the caller reads the heads).
+    pub fn count_in(&self, run: &Run, lo: u64, hi: u64) -> Option<(u32, u32, u32)> {
+        let fc = self.cached_counts()?;
+        let secs = fc
+            .seconds
+            .get(run.first_row as usize..(run.first_row + run.rows) as usize)?;
+        let base = run.min_ts - run.min_ts % 60;
+        let (mut n, mut min, mut max) = (0u32, u32::MAX, 0u32);
+        for &s in secs {
+            let ts = base + s as u32;
+            if lo <= ts as u64 && (ts as u64) < hi {
+                n += 1;
+                min = min.min(ts);
+                max = max.max(ts);
+            }
+        }
+        Some((n, min, max))
     }
 
     /// The counts of dictionary key `k` (its (key, minute)s in minute

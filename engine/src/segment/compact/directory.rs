@@ -119,12 +119,12 @@ impl BlockMeta {
     }
 }
 
-pub(super) fn parse_directory(
-    dir: &[u8],
+pub(super) fn parse_directory<'a>(
+    dir: &'a [u8],
     info: &CompactInfo,
     header: &Header,
     names: &mut KeyNamer<'_>,
-) -> Result<DirectoryParts, Bad> {
+) -> Result<DirectoryParts<'a>, Bad> {
     let mut c = Cursor::new(dir);
     let codec = c.u8()?;
     if !is_log_codec(codec) && codec != CODEC_BODIES {
@@ -192,14 +192,72 @@ pub(super) fn parse_directory(
     if codec == CODEC_LOG_KEYED && counts.is_none() {
         return Err("keyed file without counts");
     }
+    // Format version 6: each row's second, after the counts.
+    let seconds = if codec == CODEC_LOG_KEYED && !c.done() {
+        Some(c.take(info.rows as usize)?)
+    } else {
+        None
+    };
     if !c.done() {
         return Err("trailing bytes");
     }
-    Ok((codec, keys, blocks, counts))
+    Ok((codec, keys, blocks, counts, seconds))
 }
 
-/// What [`parse_directory`] returns: codec, key dictionary, blocks, counts.
-pub(super) type DirectoryParts = (u8, KeyDict, Vec<BlockMeta>, Option<Vec<KeyCount>>);
+/// What [`parse_directory`] returns: codec, key dictionary, blocks, counts,
+/// the seconds section (still encoded).
+pub(super) type DirectoryParts<'a> = (
+    u8,
+    KeyDict,
+    Vec<BlockMeta>,
+    Option<Vec<KeyCount>>,
+    Option<&'a [u8]>,
+);
+
+/// `seconds := (first:u8 delta:u8{count - 1}){runs}`: each row's second
+/// of its minute in file order, one run per (key, minute) of the counts
+/// (in the same order), the first second as is and each next one as its
+/// difference from the previous (rows of a run are in time order).
+pub(super) fn encode_seconds(out: &mut Vec<u8>, counts: &[KeyCount], seconds: &[u8]) {
+    let mut at = 0;
+    for k in counts {
+        let run = &seconds[at..at + k.count as usize];
+        let mut prev = run[0];
+        out.push(prev);
+        for &s in &run[1..] {
+            out.push(s.wrapping_sub(prev));
+            prev = s;
+        }
+        at += k.count as usize;
+    }
+}
+
+/// Each row's second, decoded from the seconds section and checked against
+/// the counts (every run within its minute, from its first to its last
+/// second).
+pub(super) fn decode_seconds(raw: &[u8], counts: &[KeyCount]) -> Result<Vec<u8>, Bad> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    for k in counts {
+        let run = raw
+            .get(at..at + k.count as usize)
+            .ok_or("seconds shorter than the counts")?;
+        let mut sec = run[0];
+        out.push(sec);
+        for &d in &run[1..] {
+            sec = sec.checked_add(d).ok_or("second out of range")?;
+            out.push(sec);
+        }
+        if run[0] != k.min_sec || sec != k.max_sec {
+            return Err("seconds disagree with the counts");
+        }
+        at += k.count as usize;
+    }
+    if at != raw.len() {
+        return Err("seconds longer than the counts");
+    }
+    Ok(out)
+}
 
 /// `counts := n:varint (key:varint minute:u8 count:varint min_sec:u8
 /// max_sec:u8){n}`, strictly ordered by (key, minute), summing to the

@@ -3,14 +3,14 @@
 //!
 //! ```text
 //! file      := header block* directory
-//! header    := the 64-byte segment header, version 5, kind 2, synced_len =
+//! header    := the 64-byte segment header, version 6, kind 2, synced_len =
 //!              file length; reserved = dir_offset:u64 dir_len:u32
 //!              dir_crc:u32 replaces_first:u32 replaces_last:u32 rows:u32
 //!              blocks:u32
 //! block     := head:zstd-frame body:zstd-frame
-//! stored    := raw_len:u32 zstd-frame(directory)   (version 5; raw before)
+//! stored    := raw_len:u32 zstd-frame(directory)   (versions 5, 6; raw before)
 //! directory := codec:u8 key_count:varint (svc_len:varint svc sev_len:varint sev)*
-//!              block_meta*
+//!              block_meta* [counts [seconds]]   (see directory.rs)
 //! block_meta:= offset:u64 head_len:u32 head_raw:u32 head_crc:u32
 //!              body_len:u32 body_raw:u32 body_crc:u32 rows:u32
 //!              min_ts:u32 max_ts:u32 min_seq:u64 max_seq:u64
@@ -45,7 +45,7 @@ mod writer;
 
 pub use cache::BlockCache;
 pub(crate) use counts::of_key as counts_of_key;
-pub use counts::KeyTotal;
+pub use counts::{FileCounts, KeyTotal};
 pub use directory::{BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer};
 pub use reader::{peek_info, CompactSegment, Run};
 pub use writer::{BlockRow, CompactWriter, WriteOptions};

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use super::cache::{BlockCache, Cached};
 use super::codec::{decode_column, Cursor};
-use super::counts::{counts_of_rows, totals_of, KeyTotal};
+use super::counts::{counts_of_rows, totals_of, FileCounts, KeyTotal};
 use super::directory::{
-    decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer,
+    decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyDict, KeyNamer,
 };
 use super::{is_log_codec, CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
 use crate::error::{Error, Result};
@@ -83,7 +83,7 @@ pub struct CompactSegment {
     /// Per-minute counts kept in memory: only for files without a counts
     /// section (version 2), whose counts come from their heads; the others'
     /// are read from the directory on demand ([`Self::counts`]).
-    pub(super) resident: Option<Arc<Vec<KeyCount>>>,
+    pub(super) resident: Option<Arc<FileCounts>>,
     /// This segment's id in the block cache.
     pub(super) uid: u64,
     pub(super) cache: Arc<BlockCache>,
@@ -189,7 +189,7 @@ impl CompactSegment {
         } else {
             dir
         };
-        let (codec, keys, blocks, counts) = parse_directory(dir, &info, &header, names)
+        let (codec, keys, blocks, counts, _) = parse_directory(dir, &info, &header, names)
             .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
         let mut seg = CompactSegment {
             path: path.to_path_buf(),
@@ -211,7 +211,10 @@ impl CompactSegment {
                     let mut rows = Vec::with_capacity(seg.info.rows as usize);
                     seg.scan(|_, ts, _, key| rows.push((ts, key)))?;
                     let c = counts_of_rows(rows.into_iter());
-                    seg.resident = Some(Arc::new(c.clone()));
+                    seg.resident = Some(Arc::new(FileCounts {
+                        counts: c.clone(),
+                        seconds: Vec::new(),
+                    }));
                     c
                 }
             };

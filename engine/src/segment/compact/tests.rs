@@ -2,6 +2,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use super::codec::*;
+use super::directory::{decode_seconds, encode_seconds};
 use super::*;
 use crate::row::{DataSource, Encode, LogRow, Row};
 
@@ -210,22 +211,15 @@ fn info_round_trips() {
     assert!(i.replaces(1) && i.replaces(3) && !i.replaces(4) && !i.replaces(0));
 }
 
-/// Rewrites a version 5 file in the version 4 layout: the directory stored
-/// as it is, the header saying version 4. `raw_len` replaces the stored
-/// length prefix when given (for damaged-directory checks on version 5).
-fn rewrite_directory(path: &Path, to_v4: bool, raw_len: Option<u32>) {
+/// Replaces a compact file's stored directory by `f(stored, rows)`, and
+/// its header's version by `version` when given; the header is made
+/// consistent again.
+fn replace_directory(path: &Path, version: Option<u16>, f: impl FnOnce(Vec<u8>, u32) -> Vec<u8>) {
     use crate::segment::format::{HEADER_CRC_OFFSET, RESERVED_LEN};
     let mut data = std::fs::read(path).unwrap();
     let mut info = CompactInfo::decode(&data[28..60].try_into().unwrap());
     let stored = data.split_off(info.dir_offset as usize);
-    let mut dir = if to_v4 {
-        zstd::bulk::decompress(&stored[4..], 1 << 24).unwrap()
-    } else {
-        stored
-    };
-    if let Some(n) = raw_len {
-        dir[..4].copy_from_slice(&n.to_le_bytes());
-    }
+    let dir = f(stored, info.rows);
     info.dir_len = dir.len() as u32;
     info.dir_crc = crc32fast::hash(&dir);
     data.extend_from_slice(&dir);
@@ -233,12 +227,29 @@ fn rewrite_directory(path: &Path, to_v4: bool, raw_len: Option<u32>) {
     data[20..28].copy_from_slice(&len.to_le_bytes());
     let reserved: [u8; RESERVED_LEN] = info.encode();
     data[28..60].copy_from_slice(&reserved);
-    if to_v4 {
-        data[8..10].copy_from_slice(&4u16.to_le_bytes());
+    if let Some(v) = version {
+        data[8..10].copy_from_slice(&v.to_le_bytes());
     }
     let crc = crc32fast::hash(&data[..HEADER_CRC_OFFSET]);
     data[HEADER_CRC_OFFSET..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(path, data).unwrap();
+}
+
+/// Rewrites a version 6 file in the version 4 layout: the directory stored
+/// as it is, the header saying version 4. `raw_len` replaces the stored
+/// length prefix when given (for damaged-directory checks on version 6).
+fn rewrite_directory(path: &Path, to_v4: bool, raw_len: Option<u32>) {
+    replace_directory(path, to_v4.then_some(4), |stored, _| {
+        let mut dir = if to_v4 {
+            zstd::bulk::decompress(&stored[4..], 1 << 24).unwrap()
+        } else {
+            stored
+        };
+        if let Some(n) = raw_len {
+            dir[..4].copy_from_slice(&n.to_le_bytes());
+        }
+        dir
+    });
 }
 
 fn rows_of(path: &Path) -> Vec<(u32, u32, u64, u32, Vec<u8>)> {
@@ -257,12 +268,12 @@ fn version_4_files_with_a_raw_directory_still_read_the_same() {
     let dir = tempfile::tempdir().unwrap();
     for ds in [DataSource::SystemLogs, DataSource::Thresholds] {
         let (path, _) = write_sample(dir.path(), ds);
-        let v5 = std::fs::read(&path).unwrap();
-        assert_eq!(u16::from_le_bytes([v5[8], v5[9]]), 5);
+        let v6 = std::fs::read(&path).unwrap();
+        assert_eq!(u16::from_le_bytes([v6[8], v6[9]]), 6);
         let want = rows_of(&path);
         rewrite_directory(&path, true, None);
         let v4 = std::fs::read(&path).unwrap();
-        assert!(v4.len() > v5.len(), "the raw directory is the larger");
+        assert!(v4.len() > v6.len(), "the raw directory is the larger");
         assert_eq!(rows_of(&path), want, "{}", ds.name());
     }
 }
@@ -347,5 +358,79 @@ fn key_totals_and_counts_on_demand_agree_with_the_rows() {
                 got.len()
             );
         }
+    }
+}
+
+/// Rewrites a version 6 `system_logs` file as version 5 wrote it: the
+/// directory without its seconds section.
+fn strip_seconds(path: &Path) {
+    replace_directory(path, Some(5), |stored, rows| {
+        let mut raw = zstd::bulk::decompress(&stored[4..], 1 << 24).unwrap();
+        raw.truncate(raw.len() - rows as usize);
+        let mut dir = (raw.len() as u32).to_le_bytes().to_vec();
+        dir.extend_from_slice(&zstd::bulk::compress(&raw, 3).unwrap());
+        dir
+    });
+}
+
+#[test]
+fn rows_in_a_cut_range_count_from_the_seconds_as_from_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_sample(dir.path(), DataSource::SystemLogs);
+    let hour = 470_000u64 * 3600;
+    for version in [6, 5] {
+        if version == 5 {
+            strip_seconds(&path);
+        }
+        let c = CompactSegment::open_read_only(&path).unwrap();
+        assert_eq!(
+            c.counts().unwrap().seconds.len(),
+            if version == 6 { 300 } else { 0 }
+        );
+        for (lo, hi) in [
+            (hour + 17, hour + 3001),
+            (hour + 61, hour + 119),
+            (hour, hour + 3600),
+        ] {
+            let runs = c.runs(lo, hi, |_| true).unwrap().unwrap();
+            assert!(!runs.is_empty());
+            for r in runs {
+                let mut want = (0u32, u32::MAX, 0u32);
+                c.scan_rows(r.first_row, r.rows, |_, ts, _, _| {
+                    if (lo..hi).contains(&(ts as u64)) {
+                        want = (want.0 + 1, want.1.min(ts), want.2.max(ts));
+                    }
+                })
+                .unwrap();
+                match c.count_in(&r, lo, hi) {
+                    Some(got) => assert_eq!(got, want, "v{version} {r:?} in {lo}..{hi}"),
+                    None => assert_eq!(version, 5, "version 6 counts from its seconds"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn seconds_that_disagree_with_the_counts_are_named() {
+    let counts = [KeyCount {
+        key: 0,
+        minute: 3,
+        count: 3,
+        min_sec: 10,
+        max_sec: 20,
+    }];
+    let mut raw = Vec::new();
+    encode_seconds(&mut raw, &counts, &[10, 12, 20]);
+    assert_eq!(raw, vec![10, 2, 8]);
+    assert_eq!(decode_seconds(&raw, &counts).unwrap(), vec![10, 12, 20]);
+    for bad in [
+        vec![10, 2, 9],
+        vec![10, 2],
+        vec![10, 2, 8, 0],
+        vec![11, 1, 8],
+        vec![10, 250, 10],
+    ] {
+        assert!(decode_seconds(&bad, &counts).is_err(), "{bad:?}");
     }
 }

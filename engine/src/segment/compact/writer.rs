@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::codec::{encode_column, put_varint, zigzag};
-use super::directory::{encode_counts, BlockMeta, CompactInfo, KeyCount};
+use super::directory::{encode_counts, encode_seconds, BlockMeta, CompactInfo, KeyCount};
 use super::{CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS};
 use crate::error::{Error, Result};
 use crate::row::{decode_log, DataSource, LogRow};
@@ -47,6 +47,8 @@ pub struct CompactWriter {
     blocks: Vec<BlockMeta>,
     /// (key, minute) → (count, first second, last second), system_logs only.
     counts: BTreeMap<(u32, u8), (u32, u8, u8)>,
+    /// Each row's second of its minute, in file order (system_logs only).
+    seconds: Vec<u8>,
     rows: u64,
     /// (key, timestamp) of the last row written: rows must not go back.
     last: (u32, u32),
@@ -100,6 +102,7 @@ impl CompactWriter {
             key_ids: HashMap::new(),
             blocks: Vec::new(),
             counts: BTreeMap::new(),
+            seconds: Vec::new(),
             rows: 0,
             last: (0, 0),
             compressor,
@@ -217,6 +220,7 @@ impl CompactWriter {
                 ((row.timestamp / 60) % 60) as u8,
                 (row.timestamp % 60) as u8,
             );
+            self.seconds.push(sec);
             let c = self.counts.entry((k, minute)).or_insert((0, sec, sec));
             c.0 += 1;
             c.1 = c.1.min(sec);
@@ -307,8 +311,9 @@ impl CompactWriter {
                 })
                 .collect();
             encode_counts(&mut dir, &counts);
+            encode_seconds(&mut dir, &counts, &self.seconds);
         }
-        // Format version 5: the directory is stored zstd-compressed, after
+        // Format versions 5 and 6: the directory is stored zstd-compressed, after
         // its raw length (key names share long prefixes in key order).
         let packed = self.compress(&dir)?;
         let mut stored = Vec::with_capacity(4 + packed.len());
