@@ -302,6 +302,32 @@ fn closed_hours(shared: &Shared) -> Vec<(DataSource, u32, bool)> {
     out
 }
 
+/// Puts a freshly compacted `system_logs` hour's per-minute counts and
+/// block heads into the block cache, as they would be after its first
+/// queries (RocksDB's `prepopulate_block_cache` does the same for flushed
+/// files): recent hours are the ones asked about, and this thread, not a
+/// query, pays for decoding them. Heads that would take more than an eighth
+/// of the cache are left to be read on demand.
+fn warm(shared: &Shared, hour: u32) {
+    let seg = {
+        let st = shared.state.read();
+        let found = (st.table(DataSource::SystemLogs).hour(hour)).find_map(|s| s.compact.clone());
+        found
+    };
+    let Some(c) = seg else { return };
+    if c.counts().is_err() {
+        return;
+    }
+    let heads = c.info.rows as u64 * 16 + c.blocks.len() as u64 * 72;
+    if heads <= shared.config.block_cache_bytes / 8 {
+        for bi in 0..c.blocks.len() {
+            if c.head(bi).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Compacts the oldest due hour, if any. Returns whether it did work.
 fn compact_one(
     shared: &Shared,
@@ -335,6 +361,9 @@ fn compact_one(
             c.compaction_bytes_out
                 .fetch_add(done.output.bytes, Ordering::Relaxed);
             c.pending_hours.fetch_sub(1, Ordering::Relaxed);
+            if ds == DataSource::SystemLogs {
+                warm(shared, hour);
+            }
             debug!(
                 datasource = ds.name(),
                 hour,
