@@ -306,8 +306,10 @@ fn closed_hours(shared: &Shared) -> Vec<(DataSource, u32, bool)> {
 /// block heads into the block cache, as they would be after its first
 /// queries (RocksDB's `prepopulate_block_cache` does the same for flushed
 /// files): recent hours are the ones asked about, and this thread, not a
-/// query, pays for decoding them. Heads that would take more than an eighth
-/// of the cache are left to be read on demand.
+/// query, pays for decoding them. Heads are put in only when an hour's take
+/// at most 1/128 of the cache: the heads of bigger hours would soon evict
+/// the counts of older ones, which answer more per byte (every window edge
+/// in the hour), and are left to be read on demand.
 fn warm(shared: &Shared, hour: u32) {
     let seg = {
         let st = shared.state.read();
@@ -319,7 +321,7 @@ fn warm(shared: &Shared, hour: u32) {
         return;
     }
     let heads = c.info.rows as u64 * 16 + c.blocks.len() as u64 * 72;
-    if heads <= shared.config.block_cache_bytes / 8 {
+    if heads <= shared.config.block_cache_bytes / 128 {
         for bi in 0..c.blocks.len() {
             if c.head(bi).is_err() {
                 return;
