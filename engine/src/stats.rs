@@ -145,22 +145,9 @@ impl LogStats {
         self.hours.get(&hour)
     }
 
-    /// Hours holding rows within `first..=last`, newest first.
-    pub fn hours_desc(&self, first: u32, last: u32) -> impl Iterator<Item = (u32, &HourStats)> {
-        self.hours.range(first..=last).rev().map(|(h, s)| (*h, s))
-    }
-
     /// Hours holding rows within `first..=last`, oldest first.
     pub fn hours_asc(&self, first: u32, last: u32) -> impl Iterator<Item = (u32, &HourStats)> {
         self.hours.range(first..=last).map(|(h, s)| (*h, s))
-    }
-
-    pub fn minute(&self, minute: u32, key: u32) -> MinuteStat {
-        self.hours
-            .get(&(minute / 60))
-            .and_then(|h| h.get(&key))
-            .map(|k| k.minute(minute % 60))
-            .unwrap_or_default()
     }
 
     pub fn remove_hour(&mut self, hour: u32) {

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use super::cache::{Cached, COUNTS};
 use super::directory::{decode_seconds, parse_directory, KeyCount};
-use super::reader::{inflate_directory, CompactSegment, Run, VERSION_COMPACT_ZSTD_DIR};
+use super::reader::{directory_bytes, CompactSegment, Run};
 use super::{is_log_codec, CODEC_LOG_KEYED};
 use crate::error::{Error, Result};
-use crate::segment::format::Header;
 
 /// A key with at most this many rows in a file has its minute counts made
 /// from its rows' block heads (a block or a few) rather than from the
@@ -153,28 +152,14 @@ impl CompactSegment {
     /// The counts and seconds sections, read again from the directory
     /// (checked as at open; the names of its dictionary are not kept).
     fn read_counts(&self) -> Result<FileCounts> {
-        let data = self.map.get();
         let at = self.info.dir_offset;
-        let dir = &data[at as usize..];
         let bad = |why: String| Error::corrupt(self.path(), at, format!("bad directory: {why}"));
-        if crc32fast::hash(dir) != self.info.dir_crc {
-            return Err(Error::corrupt(
-                self.path(),
-                at,
-                "directory checksum mismatch",
-            ));
-        }
-        let inflated;
-        let dir = if Header::version_of(data) >= VERSION_COMPACT_ZSTD_DIR {
-            inflated = inflate_directory(dir).map_err(|w| bad(w.into()))?;
-            &inflated[..]
-        } else {
-            dir
-        };
+        let dir = directory_bytes(self.path(), self.map.get(), &self.info)?;
         let empty: Arc<str> = Arc::from("");
         let mut names = |_: &str, _: &str| (empty.clone(), empty.clone());
-        let (_, _, _, counts, seconds) = parse_directory(dir, &self.info, &self.header, &mut names)
-            .map_err(|w| bad(w.into()))?;
+        let (_, _, _, counts, seconds) =
+            parse_directory(&dir, &self.info, &self.header, &mut names)
+                .map_err(|w| bad(w.into()))?;
         let counts = counts.unwrap_or_default();
         let seconds = match seconds {
             Some(raw) => decode_seconds(raw, &counts).map_err(|w| bad(w.into()))?,
@@ -214,13 +199,7 @@ impl CompactSegment {
         let Some(t) = self.totals.get(k).copied() else {
             return Ok(());
         };
-        let cached =
-            self.resident
-                .clone()
-                .or_else(|| match self.cache.get((self.uid, COUNTS, false)) {
-                    Some(Cached::Counts(c)) => Some(c),
-                    _ => None,
-                });
+        let cached = self.cached_counts();
         if cached.is_none() && self.codec == CODEC_LOG_KEYED && t.rows <= HEAD_ROWS {
             let key = k as u32;
             self.scan_rows(t.first_row, t.rows, |_, ts, _, _| {

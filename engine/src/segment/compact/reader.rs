@@ -171,25 +171,11 @@ impl CompactSegment {
         if info.dir_offset < HEADER_LEN as u64 || dir_end != Some(len) {
             return Err(corrupt(28, "directory outside the file".into()));
         }
-        let dir = &data[info.dir_offset as usize..];
-        if crc32fast::hash(dir) != info.dir_crc {
-            return Err(corrupt(
-                info.dir_offset,
-                "directory checksum mismatch".into(),
-            ));
-        }
         if info.replaces_first > info.replaces_last || info.replaces_last >= header.file_no {
             return Err(corrupt(44, "invalid replaced file range".into()));
         }
-        let inflated;
-        let dir = if Header::version_of(data) >= VERSION_COMPACT_ZSTD_DIR {
-            inflated = inflate_directory(dir)
-                .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
-            &inflated[..]
-        } else {
-            dir
-        };
-        let (codec, keys, blocks, counts, _) = parse_directory(dir, &info, &header, names)
+        let dir = directory_bytes(path, data, &info)?;
+        let (codec, keys, blocks, counts, _) = parse_directory(&dir, &info, &header, names)
             .map_err(|why| corrupt(info.dir_offset, format!("bad directory: {why}")))?;
         let mut seg = CompactSegment {
             path: path.to_path_buf(),
@@ -205,20 +191,23 @@ impl CompactSegment {
             cache,
         };
         if is_log_codec(codec) {
-            let counts = match counts {
-                Some(c) => c,
+            // Files without a counts section (version 2) keep the counts
+            // made from their heads; the others' are read again on demand.
+            let (counts, from_heads) = match counts {
+                Some(c) => (c, false),
                 None => {
                     let mut rows = Vec::with_capacity(seg.info.rows as usize);
                     seg.scan(|_, ts, _, key| rows.push((ts, key)))?;
-                    let c = counts_of_rows(rows.into_iter());
-                    seg.resident = Some(Arc::new(FileCounts {
-                        counts: c.clone(),
-                        seconds: Vec::new(),
-                    }));
-                    c
+                    (counts_of_rows(rows.into_iter()), true)
                 }
             };
             seg.totals = totals_of(&counts, seg.keys.len(), seg.header.hour);
+            if from_heads {
+                seg.resident = Some(Arc::new(FileCounts {
+                    counts,
+                    seconds: Vec::new(),
+                }));
+            }
         }
         Ok(seg)
     }
@@ -523,11 +512,31 @@ impl CompactSegment {
 }
 
 /// First compact format version whose directory is stored compressed.
-pub(super) const VERSION_COMPACT_ZSTD_DIR: u16 = 5;
+const VERSION_COMPACT_ZSTD_DIR: u16 = 5;
+
+/// The directory of a compact file, checked against its CRC and
+/// decompressed (format 5 on); an error names the file and offset.
+pub(super) fn directory_bytes<'a>(
+    path: &Path,
+    data: &'a [u8],
+    info: &CompactInfo,
+) -> Result<Cow<'a, [u8]>> {
+    let at = info.dir_offset;
+    let stored = &data[at as usize..];
+    if crc32fast::hash(stored) != info.dir_crc {
+        return Err(Error::corrupt(path, at, "directory checksum mismatch"));
+    }
+    if Header::version_of(data) < VERSION_COMPACT_ZSTD_DIR {
+        return Ok(Cow::Borrowed(stored));
+    }
+    inflate_directory(stored)
+        .map(Cow::Owned)
+        .map_err(|why| Error::corrupt(path, at, format!("bad directory: {why}")))
+}
 
 /// A version 5 directory: `raw_len:u32` then one zstd frame of exactly
 /// `raw_len` bytes.
-pub(super) fn inflate_directory(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
+fn inflate_directory(stored: &[u8]) -> Result<Vec<u8>, &'static str> {
     let (len, frame) = stored
         .split_at_checked(4)
         .ok_or("shorter than its length")?;
