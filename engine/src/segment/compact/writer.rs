@@ -1,7 +1,7 @@
 //! Writing a compact segment front to back: blocks of sorted rows, then
 //! the directory, then the header; fsynced before it is given its name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -45,8 +45,9 @@ pub struct CompactWriter {
     keys: Vec<(String, String)>,
     key_ids: HashMap<(String, String), u32>,
     blocks: Vec<BlockMeta>,
-    /// (key, minute) → (count, first second, last second), system_logs only.
-    counts: BTreeMap<(u32, u8), (u32, u8, u8)>,
+    /// Rows, first and last second of each (key, minute), in that order
+    /// (the rows' order), system_logs only.
+    counts: Vec<KeyCount>,
     /// Each row's second of its minute, in file order (system_logs only).
     seconds: Vec<u8>,
     rows: u64,
@@ -101,7 +102,7 @@ impl CompactWriter {
             keys: Vec::new(),
             key_ids: HashMap::new(),
             blocks: Vec::new(),
-            counts: BTreeMap::new(),
+            counts: Vec::new(),
             seconds: Vec::new(),
             rows: 0,
             last: (0, 0),
@@ -221,10 +222,22 @@ impl CompactWriter {
                 (row.timestamp % 60) as u8,
             );
             self.seconds.push(sec);
-            let c = self.counts.entry((k, minute)).or_insert((0, sec, sec));
-            c.0 += 1;
-            c.1 = c.1.min(sec);
-            c.2 = c.2.max(sec);
+            // Rows come in (key, timestamp) order (add_block refuses the
+            // block otherwise): a (key, minute) is the last one or new.
+            match self.counts.last_mut() {
+                Some(c) if c.key == k && c.minute == minute => {
+                    c.count += 1;
+                    c.min_sec = c.min_sec.min(sec);
+                    c.max_sec = c.max_sec.max(sec);
+                }
+                _ => self.counts.push(KeyCount {
+                    key: k,
+                    minute,
+                    count: 1,
+                    min_sec: sec,
+                    max_sec: sec,
+                }),
+            }
         }
         block_keys.sort_unstable();
         block_keys.dedup();
@@ -245,6 +258,12 @@ impl CompactWriter {
     }
 
     fn key_id(&mut self, service: &str, severity: &str) -> u32 {
+        // Rows come in key order: a key seen before is the last one.
+        if let Some((s, v)) = self.keys.last() {
+            if s == service && v == severity {
+                return self.keys.len() as u32 - 1;
+            }
+        }
         let k = (service.to_string(), severity.to_string());
         if let Some(id) = self.key_ids.get(&k) {
             return *id;
@@ -299,19 +318,8 @@ impl CompactWriter {
             }
         }
         if self.codec == CODEC_LOG_KEYED {
-            let counts: Vec<KeyCount> = self
-                .counts
-                .iter()
-                .map(|(&(key, minute), &(count, min_sec, max_sec))| KeyCount {
-                    key,
-                    minute,
-                    count,
-                    min_sec,
-                    max_sec,
-                })
-                .collect();
-            encode_counts(&mut dir, &counts);
-            encode_seconds(&mut dir, &counts, &self.seconds);
+            encode_counts(&mut dir, &self.counts);
+            encode_seconds(&mut dir, &self.counts, &self.seconds);
         }
         // Format versions 5 and 6: the directory is stored zstd-compressed, after
         // its raw length (key names share long prefixes in key order).
