@@ -17,7 +17,7 @@ use crossbeam_channel::{bounded, Sender};
 use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
 use crate::recovery::records::scan;
-use crate::recovery::COMPACTING_SUFFIX;
+use crate::recovery::{load_compact_segment, COMPACTING_SUFFIX};
 use crate::row::DataSource;
 use crate::segment::compact::{peek_info, BlockRow, CompactSegment, CompactWriter, WriteOptions};
 use crate::segment::format::{frame_body, read_frame, FrameRead};
@@ -163,6 +163,14 @@ pub(crate) fn compact_hour(
             compact: i.compact.is_some(),
         })
         .collect();
+    let name = id.path_in(&dir);
+    let segment = match load_compact_segment(ds, &tmp, &name, &shared.keys, &shared.cache) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     let (reply, answer) = bounded(1);
     let job = Install {
         ds,
@@ -170,6 +178,7 @@ pub(crate) fn compact_hour(
         inputs: inputs.iter().map(|i| (i.id, i.rows)).collect(),
         tmp,
         id,
+        segment,
         step_pause: opts.step_pause,
     };
     drop(inputs);

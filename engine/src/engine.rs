@@ -307,17 +307,11 @@ impl Engine {
             .reserve(rows.iter().map(Row::encoded_len_hint).sum());
         let quarantine = rows.iter().filter(|r| r.datasource().is_quarantine());
         let data = rows.iter().filter(|r| !r.datasource().is_quarantine());
-        let mut last_key: Option<(&str, &str, u32)> = None;
+        let keys = self.key_ids(data.clone());
+        let mut keys = keys.into_iter();
         for row in quarantine.chain(data) {
             let key = match row {
-                Row::Log(r) => match last_key {
-                    Some((s, v, k)) if s == r.service && v == r.severity => k,
-                    _ => {
-                        let k = self.intern(&r.service, &r.severity);
-                        last_key = Some((&r.service, &r.severity, k));
-                        k
-                    }
-                },
+                Row::Log(_) => keys.next().unwrap_or(0),
                 _ => 0,
             };
             let start = batch.buf.len();
@@ -338,11 +332,27 @@ impl Engine {
         Ok(batch)
     }
 
-    fn intern(&self, service: &str, severity: &str) -> u32 {
-        if let Some(k) = self.shared.keys.read().get(service, severity) {
-            return k;
+    /// The key ids of the `system_logs` rows among `rows`, in order: found
+    /// together under one read lock of the interner (a lock per row was two
+    /// atomic writes per row to a line every HTTP thread shares), then the
+    /// new keys interned under one write lock.
+    fn key_ids<'r, 'a: 'r>(&self, rows: impl Iterator<Item = &'r Row<'a>>) -> Vec<u32> {
+        let names: Vec<(&str, &str)> = rows
+            .filter_map(|r| match r {
+                Row::Log(l) => Some((&*l.service, &*l.severity)),
+                _ => None,
+            })
+            .collect();
+        let mut ids = self.shared.keys.read().get_many(&names);
+        if ids.contains(&0) {
+            let mut keys = self.shared.keys.write();
+            for (id, (s, v)) in ids.iter_mut().zip(&names) {
+                if *id == 0 {
+                    *id = keys.intern(s, v);
+                }
+            }
         }
-        self.shared.keys.write().intern(service, severity)
+        ids
     }
 
     /// `recent_logs`: newest first, at most `limit` rows.

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use super::checkpoint;
 use super::records::scan;
 use super::{map_file, Found};
@@ -26,7 +28,8 @@ pub(super) fn scan_one(
     chunks: &[HotChunk],
 ) -> Result<Found> {
     if let Some((header, _)) = peek_info(path)? {
-        return scan_compact(ds, path, header, keys, cache);
+        let mut intern = |s: &str, v: &str| keys.intern_shared(s, v);
+        return scan_compact(ds, path, path, header, &mut intern, cache);
     }
     let known = if chunks.is_empty() || ds == DataSource::Thresholds {
         Vec::new()
@@ -104,17 +107,27 @@ pub(super) fn scan_one(
     })
 }
 
-/// Loads a compact segment as recovery does (for installing one).
+/// Loads a compact segment as recovery does, for installing it: from
+/// `path`, its temporary name, as the file it will be once renamed to
+/// `name`. Run by the compaction thread before it hands the segment to the
+/// writer: its keys, every one of them interned already by the rows it was
+/// built from, are looked up a read lock at a time, so neither the writer
+/// nor an ingest waiting on the interner pays for a file's dictionary.
 pub(crate) fn load_compact_segment(
     ds: DataSource,
     path: &Path,
-    keys: &mut Keys,
+    name: &Path,
+    keys: &RwLock<Keys>,
     cache: &Arc<BlockCache>,
 ) -> Result<Segment> {
     let Some((header, _)) = peek_info(path)? else {
         return Err(Error::corrupt(path, 10, "not a compact segment"));
     };
-    let f = scan_compact(ds, path, header, keys, cache)?;
+    let mut intern = |s: &str, v: &str| {
+        let found = keys.read().get_shared(s, v);
+        found.unwrap_or_else(|| keys.write().intern_shared(s, v))
+    };
+    let f = scan_compact(ds, path, name, header, &mut intern, cache)?;
     Ok(Segment {
         id: f.id,
         path: f.path,
@@ -132,15 +145,20 @@ pub(crate) fn load_compact_segment(
     })
 }
 
+/// Interns a `system_logs` key: its id and the engine's shared strings.
+type Intern<'a> = dyn FnMut(&str, &str) -> (u32, Arc<str>, Arc<str>) + 'a;
+
 /// Opens a compact segment through its directory: no row is read, except
 /// the rows of `log_anomaly_thresholds` (few, and needed for the thresholds
 /// in force). Block CRCs are checked when a block is read; `logpulse-compact
-/// --verify-only` checks every one.
+/// --verify-only` checks every one. The file at `path` is known as `name`
+/// (they differ while a compaction installs it).
 fn scan_compact(
     ds: DataSource,
     path: &Path,
+    name: &Path,
     header: Header,
-    keys: &mut Keys,
+    intern: &mut Intern<'_>,
     cache: &Arc<BlockCache>,
 ) -> Result<Found> {
     if header.datasource != ds.id() {
@@ -161,12 +179,13 @@ fn scan_compact(
         if !logs {
             return (Arc::from(s), Arc::from(v));
         }
-        let (id, s, v) = keys.intern_shared(s, v);
+        let (id, s, v) = intern(s, v);
         key_ids.push(id);
         (s, v)
     };
     let map = map_file(path, header.synced_len)?;
-    let c = CompactSegment::open(path, map, cache.clone(), &mut names)?;
+    let c = CompactSegment::open(name, map, cache.clone(), &mut names)?;
+    let path = name;
     let mut thresholds = Vec::new();
     if ds == DataSource::Thresholds {
         for bi in 0..c.blocks.len() {

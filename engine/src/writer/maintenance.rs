@@ -10,9 +10,11 @@ use super::edit::Edit;
 use super::{Reply, Writer, WriterMsg};
 use crate::durability::{remove_durable, rename_durable};
 use crate::error::{Error, Result};
-use crate::recovery::{load_compact_segment, write_seq_floor};
+#[cfg(doc)]
+use crate::recovery::load_compact_segment;
+use crate::recovery::write_seq_floor;
 use crate::row::DataSource;
-use crate::segment::SegmentId;
+use crate::segment::{Segment, SegmentId};
 
 /// A compact segment ready under its temporary name.
 pub(crate) struct Install {
@@ -22,6 +24,9 @@ pub(crate) struct Install {
     pub inputs: Vec<(SegmentId, usize)>,
     pub tmp: PathBuf,
     pub id: SegmentId,
+    /// The file loaded as it will be once renamed (see
+    /// [`load_compact_segment`]).
+    pub segment: Segment,
     /// Pause between the steps of the swap (crash tests).
     pub step_pause: Duration,
 }
@@ -103,10 +108,7 @@ impl Writer {
         pause(job.step_pause);
         rename_durable(&job.tmp, &path)?;
         pause(job.step_pause);
-        let seg = {
-            let mut keys = self.shared.keys.write();
-            load_compact_segment(job.ds, &path, &mut keys, &self.shared.cache)?
-        };
+        let seg = job.segment;
         let inputs: Vec<SegmentId> = job.inputs.iter().map(|(id, _)| *id).collect();
         let removed = self.apply(Edit::ReplaceHour {
             ds: job.ds,
