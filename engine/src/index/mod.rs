@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,16 +98,40 @@ fn segment_key(ds: u8, id: SegmentId) -> Vec<u8> {
     k
 }
 
-impl Index {
-    /// Opens (or creates) the index at `path` with a page cache of `cache_bytes`.
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
-        let db = sled::Config::new()
+/// Longest wait for sled's lock file at open.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens the sled database, waiting up to [`LOCK_WAIT`] for its lock file:
+/// sled releases it when the last of its threads of a closed database lets
+/// go of the file, which can be just after the close returned (an engine
+/// reopened in the same process; sled's own tests block on it). Another
+/// process on the same data dir is refused earlier by the engine's lock.
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .flush_every_ms(Some(1000))
-            .open()
-            .map_err(ierr)?;
-        let idx = Index { db };
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.map_err(ierr),
+        }
+    }
+}
+
+impl Index {
+    /// Opens (or creates) the index at `path` with a page cache of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Index> {
+        let idx = Index {
+            db: open_db(path, cache_bytes)?,
+        };
         match idx.db.get(b"v").map_err(ierr)? {
             Some(v) if v.as_ref() != INDEX_VERSION.to_le_bytes() => {
                 return Err(Error::Index(format!(
