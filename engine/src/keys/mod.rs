@@ -22,6 +22,9 @@ use smallvec::SmallVec;
 
 use table::KeyTable;
 
+/// A key's id and the shared strings of its service and severity.
+pub type SharedKey = (u32, Arc<str>, Arc<str>);
+
 #[derive(Default)]
 pub struct Keys {
     /// Every key, found by its two names.
@@ -56,10 +59,34 @@ impl Keys {
     }
 
     /// [`Keys::get`], with the shared strings of both names.
-    pub fn get_shared(&self, service: &str, severity: &str) -> Option<(u32, Arc<str>, Arc<str>)> {
+    pub fn get_shared(&self, service: &str, severity: &str) -> Option<SharedKey> {
         let id = self.get(service, severity)?;
         let (s, v) = self.name(id);
         Some((id, s.clone(), v.clone()))
+    }
+
+    /// [`Keys::get_many`], with the shared strings of both names.
+    pub fn get_shared_many(&self, keys: &[(&str, &str)]) -> Vec<Option<SharedKey>> {
+        self.get_many(keys)
+            .into_iter()
+            .map(|id| {
+                (id != 0).then(|| {
+                    let (s, v) = self.name(id);
+                    (id, s.clone(), v.clone())
+                })
+            })
+            .collect()
+    }
+
+    /// [`Keys::intern_shared`] of many keys, looked up together (a compact
+    /// file's dictionary at open).
+    pub fn intern_shared_many(&mut self, keys: &[(&str, &str)]) -> Vec<SharedKey> {
+        let found = self.get_shared_many(keys);
+        found
+            .into_iter()
+            .zip(keys)
+            .map(|(k, (s, v))| k.unwrap_or_else(|| self.intern_shared(s, v)))
+            .collect()
     }
 
     /// The id of (service, severity), interned if new (the ingest path:
@@ -73,14 +100,14 @@ impl Keys {
 
     /// [`Keys::intern`], with the shared strings of both names (no second
     /// lookup by id).
-    pub fn intern_shared(&mut self, service: &str, severity: &str) -> (u32, Arc<str>, Arc<str>) {
+    pub fn intern_shared(&mut self, service: &str, severity: &str) -> SharedKey {
         match self.get_shared(service, severity) {
             Some(found) => found,
             None => self.insert(service, severity),
         }
     }
 
-    fn insert(&mut self, service: &str, severity: &str) -> (u32, Arc<str>, Arc<str>) {
+    fn insert(&mut self, service: &str, severity: &str) -> SharedKey {
         let sev: Arc<str> = match self.severities.get_key_value(severity) {
             Some((s, _)) => s.clone(),
             None => {
@@ -215,6 +242,26 @@ mod tests {
         assert_eq!(keys.get("nope", "ERROR"), None);
         assert!(keys.matching(Some("nope"), None).is_empty());
         assert_eq!(keys.matching(None, Some("WARN")).len(), keys.len() / 3);
+    }
+
+    #[test]
+    fn many_keys_interned_at_once_agree_with_one_at_a_time() {
+        let mut keys = Keys::default();
+        keys.intern("a", "ERROR");
+        let long = "a-service-name-past-the-inline-bytes-of-a-slot";
+        // Known, new, a new one twice, and one too long for the slot.
+        let batch = [("a", "ERROR"), ("b", "INFO"), ("b", "INFO"), (long, "WARN")];
+        let got = keys.intern_shared_many(&batch);
+        let ids: Vec<u32> = got.iter().map(|k| k.0).collect();
+        assert_eq!(ids, vec![1, 2, 2, 3]);
+        for ((id, s, v), (ws, wv)) in got.iter().zip(batch) {
+            assert_eq!((&**s, &**v), (ws, wv));
+            assert_eq!(keys.get(ws, wv), Some(*id));
+        }
+        assert_eq!(keys.len(), 3);
+        let shared = keys.get_shared_many(&[(long, "WARN"), ("c", "INFO")]);
+        assert_eq!(shared[0].as_ref().map(|k| k.0), Some(3));
+        assert!(shared[1].is_none());
     }
 
     #[test]

@@ -10,10 +10,10 @@ use super::checkpoint;
 use super::records::scan;
 use super::{map_file, Found};
 use crate::error::{Error, Result};
-use crate::keys::Keys;
+use crate::keys::{Keys, SharedKey};
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource};
 use crate::segment::checkpoint::HotChunk;
-use crate::segment::compact::{peek_info, BlockCache, CompactSegment};
+use crate::segment::compact::{peek_info, BlockCache, CompactSegment, KeyDict};
 use crate::segment::format::Header;
 use crate::segment::{Entry, Segment, SegmentId};
 
@@ -28,7 +28,7 @@ pub(super) fn scan_one(
     chunks: &[HotChunk],
 ) -> Result<Found> {
     if let Some((header, _)) = peek_info(path)? {
-        let mut intern = |s: &str, v: &str| keys.intern_shared(s, v);
+        let mut intern = |names: &[(&str, &str)]| keys.intern_shared_many(names);
         return scan_compact(ds, path, path, header, &mut intern, cache);
     }
     let known = if chunks.is_empty() || ds == DataSource::Thresholds {
@@ -123,9 +123,13 @@ pub(crate) fn load_compact_segment(
     let Some((header, _)) = peek_info(path)? else {
         return Err(Error::corrupt(path, 10, "not a compact segment"));
     };
-    let mut intern = |s: &str, v: &str| {
-        let found = keys.read().get_shared(s, v);
-        found.unwrap_or_else(|| keys.write().intern_shared(s, v))
+    let mut intern = |names: &[(&str, &str)]| {
+        let found = keys.read().get_shared_many(names);
+        found
+            .into_iter()
+            .zip(names)
+            .map(|(k, (s, v))| k.unwrap_or_else(|| keys.write().intern_shared(s, v)))
+            .collect()
     };
     let f = scan_compact(ds, path, name, header, &mut intern, cache)?;
     Ok(Segment {
@@ -145,8 +149,9 @@ pub(crate) fn load_compact_segment(
     })
 }
 
-/// Interns a `system_logs` key: its id and the engine's shared strings.
-type Intern<'a> = dyn FnMut(&str, &str) -> (u32, Arc<str>, Arc<str>) + 'a;
+/// Interns a file's `system_logs` keys: their ids and the engine's shared
+/// strings.
+type Intern<'a> = dyn FnMut(&[(&str, &str)]) -> Vec<SharedKey> + 'a;
 
 /// Opens a compact segment through its directory: no row is read, except
 /// the rows of `log_anomaly_thresholds` (few, and needed for the thresholds
@@ -175,13 +180,20 @@ fn scan_compact(
     let mut key_ids = Vec::new();
     let logs = ds == DataSource::SystemLogs;
     // A system_logs file's dictionary shares the engine's strings.
-    let mut names = |s: &str, v: &str| {
+    let mut names = |keys: &[(&str, &str)]| -> KeyDict {
         if !logs {
-            return (Arc::from(s), Arc::from(v));
+            return keys
+                .iter()
+                .map(|(s, v)| (Arc::from(*s), Arc::from(*v)))
+                .collect();
         }
-        let (id, s, v) = intern(s, v);
-        key_ids.push(id);
-        (s, v)
+        intern(keys)
+            .into_iter()
+            .map(|(id, s, v)| {
+                key_ids.push(id);
+                (s, v)
+            })
+            .collect()
     };
     let map = map_file(path, header.synced_len)?;
     let c = CompactSegment::open(name, map, cache.clone(), &mut names)?;

@@ -156,7 +156,7 @@ impl CompactSegment {
         let bad = |why: String| Error::corrupt(self.path(), at, format!("bad directory: {why}"));
         let dir = directory_bytes(self.path(), self.map.get(), &self.info)?;
         let empty: Arc<str> = Arc::from("");
-        let mut names = |_: &str, _: &str| (empty.clone(), empty.clone());
+        let mut names = |keys: &[(&str, &str)]| vec![(empty.clone(), empty.clone()); keys.len()];
         let (_, _, _, counts, seconds) =
             parse_directory(&dir, &self.info, &self.header, &mut names)
                 .map_err(|w| bad(w.into()))?;

@@ -59,8 +59,10 @@ impl CompactInfo {
 /// A file's (service, severity) dictionary.
 pub type KeyDict = Vec<(Arc<str>, Arc<str>)>;
 
-/// Makes the strings a dictionary key is kept as, from its bytes.
-pub type KeyNamer<'a> = dyn FnMut(&str, &str) -> (Arc<str>, Arc<str>) + 'a;
+/// Makes the strings a file's dictionary keys are kept as, from their
+/// bytes, all of them at once (the engine looks them up in its interner
+/// together, their cache misses overlapped).
+pub type KeyNamer<'a> = dyn FnMut(&[(&str, &str)]) -> KeyDict + 'a;
 
 /// A block's head, decoded.
 #[derive(Debug, Default)]
@@ -131,15 +133,16 @@ pub(super) fn parse_directory<'a>(
         return Err("unknown codec");
     }
     let nkeys = c.varint_usize(dir.len())?;
-    let mut keys = Vec::with_capacity(nkeys);
+    let mut raw = Vec::with_capacity(nkeys);
     for _ in 0..nkeys {
         let mut s = || -> Result<&str, Bad> {
             let n = c.varint_usize(dir.len())?;
             std::str::from_utf8(c.take(n)?).map_err(|_| "key not UTF-8")
         };
         let svc = s()?;
-        keys.push(names(svc, s()?));
+        raw.push((svc, s()?));
     }
+    let keys = names(&raw);
     let mut blocks = Vec::with_capacity(info.blocks as usize);
     let mut first_row = 0u64;
     let mut end = HEADER_LEN as u64;

@@ -135,7 +135,11 @@ impl CompactSegment {
     pub fn open_read_only(path: &Path) -> Result<CompactSegment> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let map = ReadMap::open(&file).map_err(|e| Error::io(path, e))?;
-        let mut names = |s: &str, v: &str| (Arc::from(s), Arc::from(v));
+        let mut names = |keys: &[(&str, &str)]| {
+            keys.iter()
+                .map(|(s, v)| (Arc::from(*s), Arc::from(*v)))
+                .collect()
+        };
         CompactSegment::from_bytes(
             path,
             Bytes::ReadOnly(map),
