@@ -60,21 +60,20 @@ impl Keys {
 
     /// [`Keys::get`], with the shared strings of both names.
     pub fn get_shared(&self, service: &str, severity: &str) -> Option<SharedKey> {
-        let id = self.get(service, severity)?;
+        Some(self.shared(self.get(service, severity)?))
+    }
+
+    /// An id with the shared strings of its names.
+    fn shared(&self, id: u32) -> SharedKey {
         let (s, v) = self.name(id);
-        Some((id, s.clone(), v.clone()))
+        (id, s.clone(), v.clone())
     }
 
     /// [`Keys::get_many`], with the shared strings of both names.
     pub fn get_shared_many(&self, keys: &[(&str, &str)]) -> Vec<Option<SharedKey>> {
         self.get_many(keys)
             .into_iter()
-            .map(|id| {
-                (id != 0).then(|| {
-                    let (s, v) = self.name(id);
-                    (id, s.clone(), v.clone())
-                })
-            })
+            .map(|id| (id != 0).then(|| self.shared(id)))
             .collect()
     }
 

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::keys::{Keys, SharedKey};
 use crate::row::{decode_log_head, decode_quarantine, decode_threshold, DataSource};
 use crate::segment::checkpoint::HotChunk;
-use crate::segment::compact::{peek_info, BlockCache, CompactSegment, KeyDict};
+use crate::segment::compact::{own_names, peek_info, BlockCache, CompactSegment, KeyDict};
 use crate::segment::format::Header;
 use crate::segment::{Entry, Segment, SegmentId};
 
@@ -182,10 +182,7 @@ fn scan_compact(
     // A system_logs file's dictionary shares the engine's strings.
     let mut names = |keys: &[(&str, &str)]| -> KeyDict {
         if !logs {
-            return keys
-                .iter()
-                .map(|(s, v)| (Arc::from(*s), Arc::from(*v)))
-                .collect();
+            return own_names(keys);
         }
         intern(keys)
             .into_iter()

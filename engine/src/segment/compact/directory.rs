@@ -64,6 +64,13 @@ pub type KeyDict = Vec<(Arc<str>, Arc<str>)>;
 /// together, their cache misses overlapped).
 pub type KeyNamer<'a> = dyn FnMut(&[(&str, &str)]) -> KeyDict + 'a;
 
+/// The [`KeyNamer`] that shares nothing: strings of the file's own.
+pub fn own_names(keys: &[(&str, &str)]) -> KeyDict {
+    keys.iter()
+        .map(|(s, v)| (Arc::from(*s), Arc::from(*v)))
+        .collect()
+}
+
 /// A block's head, decoded.
 #[derive(Debug, Default)]
 pub struct BlockHead {

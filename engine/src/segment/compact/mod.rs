@@ -46,7 +46,7 @@ mod writer;
 pub use cache::BlockCache;
 pub(crate) use counts::of_key as counts_of_key;
 pub use counts::{FileCounts, KeyTotal};
-pub use directory::{BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer};
+pub use directory::{own_names, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer};
 pub use reader::{peek_info, CompactSegment, Run};
 pub use writer::{BlockRow, CompactWriter, WriteOptions};
 

@@ -11,7 +11,7 @@ use super::cache::{BlockCache, Cached};
 use super::codec::{decode_column, Cursor};
 use super::counts::{counts_of_rows, totals_of, FileCounts, KeyTotal};
 use super::directory::{
-    decode_head, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyDict, KeyNamer,
+    decode_head, own_names, parse_directory, BlockHead, BlockMeta, CompactInfo, KeyDict, KeyNamer,
 };
 use super::{is_log_codec, CODEC_BODIES, CODEC_LOG_KEYED, LOG_COLUMNS, SECTION_RAW_MAX};
 use crate::error::{Error, Result};
@@ -135,11 +135,7 @@ impl CompactSegment {
     pub fn open_read_only(path: &Path) -> Result<CompactSegment> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let map = ReadMap::open(&file).map_err(|e| Error::io(path, e))?;
-        let mut names = |keys: &[(&str, &str)]| {
-            keys.iter()
-                .map(|(s, v)| (Arc::from(*s), Arc::from(*v)))
-                .collect()
-        };
+        let mut names = own_names;
         CompactSegment::from_bytes(
             path,
             Bytes::ReadOnly(map),
