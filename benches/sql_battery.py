@@ -11,10 +11,11 @@ chdb, e.g. the /tmp/lp-venv that ../shared/bench/compare.sh makes):
       --data /tmp/lp-bench/system_logs-n1000000-d7-s42-t20240601T000000-v1.ndjson
 
 Starts logpulsed on a free port over a temp data dir, loads the data with
-../shared/bench/load.py, loads the same file into chdb, then for every query
-of tests/py/sql_battery.py: one warm-up run each side, then --runs measured
-runs each (the median is kept). Prints per query logpulse's and chdb's
-median, the ratio chdb / logpulse (> 1: logpulse is faster), whether the
+../shared/bench/load.py and waits for the daemon's background compaction of
+the closed hours to finish (the state it reaches by itself), loads the same
+file into chdb, then for every query of tests/py/sql_battery.py: one
+warm-up run each side, then --runs measured runs each (the median is
+kept). Prints per query logpulse's and chdb's median, the ratio chdb / logpulse (> 1: logpulse is faster), whether the
 answers agree (at this size ClickHouse's `quantile` and `uniq` are
 approximations, so a few may not), the peak RssAnon of logpulsed during the
 query; then the median ratio, the largest query's RssAnon, and the ingest
@@ -110,7 +111,8 @@ def main():
     token = os.urandom(16).hex()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, LOGPULSE_ADMIN_TOKEN=token)
+    # Closed hours compacted a second after ingest, as compare.sh runs it.
+    env = dict(os.environ, LOGPULSE_ADMIN_TOKEN=token, LOGPULSE_COMPACTION_DELAY_SECS="1")
     log = open(os.path.join(work, "logpulsed.log"), "w")
     daemon = subprocess.Popen([args.binary, "--listen", f"127.0.0.1:{port}", "--data-dir",
                                os.path.join(work, "data")], env=env, stdout=log, stderr=log)
@@ -123,7 +125,8 @@ def main():
                 time.sleep(0.1)
         subprocess.run([sys.executable, os.path.join(BENCH, "load.py"), "--url", base, "--token",
                         token, "--data", args.data, "--out", os.path.join(work, "load.json"),
-                        "--runs", "1", "--query-seconds", "0.2"], check=True,
+                        "--runs", "1", "--query-seconds", "0.2", "--settle-seconds", "300",
+                        "--data-dir", os.path.join(work, "data")], check=True,
                        stdout=subprocess.DEVNULL)
         load = json.load(open(os.path.join(work, "load.json")))
         print(f"loaded {meta['rows']} rows into logpulsed: "

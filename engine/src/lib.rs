@@ -41,5 +41,5 @@ pub use query::{
     Timeseries, TimeseriesQuery, TimeseriesRow,
 };
 pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
-pub use scan::{Scan, ScanBatch, ScanFilter};
+pub use scan::{LogColumns, Scan, ScanBatch, ScanFilter};
 pub use writer::AppendReceipt;

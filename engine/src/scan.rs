@@ -24,13 +24,13 @@ use crate::keys::Keys;
 use crate::query::{KeyFilter, ReadStats};
 use crate::row::{decode_log, decode_quarantine, decode_threshold};
 use crate::row::{DataSource, QuarantineRow, ThresholdRow};
-use crate::segment::compact::CompactSegment;
+use crate::segment::compact::{CompactSegment, ScanBlock};
 use crate::segment::format::{read_frame, FrameRead, FRAME_HEADER_LEN, HEADER_LEN};
 use crate::segment::mmap::SegmentMap;
 use crate::segment::SegmentId;
 use crate::state::State;
 
-pub use logpulse_model::scan::{ScanBatch, ScanFilter};
+pub use logpulse_model::scan::{LogColumns, ScanBatch, ScanFilter};
 
 /// A segment as the scan holds it.
 enum Part {
@@ -50,6 +50,23 @@ enum Part {
         blocks: VecDeque<usize>,
         row: usize,
     },
+}
+
+impl Part {
+    /// About how much reading it is: a compact segment's rows in the
+    /// blocks to read, a hot one's bytes over 200 (a typical row).
+    fn weight(&self) -> u64 {
+        match self {
+            Part::Hot { end, at, .. } => (end.saturating_sub(*at) / 200) as u64 + 1,
+            Part::Compact { seg, blocks, .. } => {
+                blocks
+                    .iter()
+                    .map(|&b| seg.blocks[b].rows as u64)
+                    .sum::<u64>()
+                    + 1
+            }
+        }
+    }
 }
 
 /// A scan in progress; see the module documentation.
@@ -110,6 +127,32 @@ impl Scan {
         }
     }
 
+    /// This scan's segments dealt out to at most `n` scans of about the
+    /// same size (the biggest first, each to the smallest so far), to be
+    /// read at once; each row is in exactly one of them. Empty scans are
+    /// left out, but at least one is returned.
+    pub fn split(self, n: usize) -> Vec<Scan> {
+        let mut parts: Vec<Part> = self.parts.into_iter().collect();
+        parts.sort_by_key(|p| std::cmp::Reverse(p.weight()));
+        let mut out: Vec<(u64, Scan)> = (0..n.clamp(1, parts.len().max(1)))
+            .map(|_| {
+                let s = Scan {
+                    filter: self.filter.clone(),
+                    keys: self.keys.clone(),
+                    parts: VecDeque::new(),
+                    stats: ReadStats::default(),
+                };
+                (0, s)
+            })
+            .collect();
+        for p in parts {
+            let least = out.iter_mut().min_by_key(|(w, _)| *w).expect("n >= 1");
+            least.0 += p.weight();
+            least.1.parts.push_back(p);
+        }
+        out.into_iter().map(|(_, s)| s).collect()
+    }
+
     /// Rows and bytes read so far.
     pub fn stats(&self) -> ReadStats {
         self.stats
@@ -135,6 +178,25 @@ impl Scan {
                 self.stats.add_bodies(&bodies);
                 deliver(&self.filter, &path, &bodies, f)?;
                 done
+            }
+            Part::Compact {
+                seg,
+                key_ids,
+                blocks,
+                row,
+            } if self.filter.ds == DataSource::SystemLogs => {
+                let seg = seg.clone();
+                let pick = Pick {
+                    keys: &self.keys,
+                    key_ids,
+                    filter: &self.filter,
+                };
+                let stats = &mut self.stats;
+                compact_columns(&seg, &pick, blocks, row, want, &mut |cols| {
+                    stats.rows_read += cols.rows() as u64;
+                    stats.bytes_read += columns_bytes(cols);
+                    f(ScanBatch::LogColumns(cols));
+                })?
             }
             Part::Compact {
                 seg,
@@ -240,6 +302,105 @@ fn compact_bodies(
         *row = 0;
     }
     Ok(true)
+}
+
+/// `system_logs` columns (schema index, as `ScanFilter::columns` counts) that come from a block's
+/// body, each with its index in the body.
+const BODY_COLUMNS: [(usize, usize); 5] = [(1, 0), (4, 1), (5, 2), (6, 3), (7, 4)];
+
+/// Up to `want` of the wanted rows of a compact `system_logs` segment's
+/// blocks as columns (the filter's columns only), from row `*row` of the
+/// first block; advances both and hands them to `f` (not called when none
+/// match). True once the blocks are read.
+fn compact_columns(
+    c: &CompactSegment,
+    pick: &Pick<'_>,
+    blocks: &mut VecDeque<usize>,
+    row: &mut usize,
+    want: usize,
+    f: &mut dyn FnMut(&LogColumns<'_>),
+) -> Result<bool> {
+    let (start, end) = (pick.filter.start, pick.filter.end);
+    let wanted = |col: usize| pick.filter.columns & (1 << col) != 0;
+    let body = BODY_COLUMNS.iter().any(|(col, _)| wanted(*col));
+    // The blocks read and, for each picked row, (index in `held`, row).
+    let mut held: Vec<(usize, ScanBlock)> = Vec::new();
+    let mut picked: Vec<(u32, u32)> = Vec::new();
+    let mut done = true;
+    while let Some(&bi) = blocks.front() {
+        let rows = c.blocks[bi].rows as usize;
+        let block = c.scan_block(bi, body)?;
+        let head = block.head();
+        let before = picked.len();
+        while *row < rows && picked.len() < want {
+            let r = *row;
+            *row += 1;
+            let ts = head.ts[r] as u64;
+            let key = head.keys.get(r).copied().unwrap_or(0);
+            let global = pick.key_ids.get(key as usize).copied().unwrap_or(0);
+            if ts >= start && ts < end && (pick.key_ids.is_empty() || pick.keys.matches(global)) {
+                picked.push((held.len() as u32, r as u32));
+            }
+        }
+        if picked.len() > before {
+            held.push((bi, block));
+        }
+        if *row < rows {
+            done = false;
+            break;
+        }
+        blocks.pop_front();
+        *row = 0;
+    }
+    if picked.is_empty() {
+        return Ok(done);
+    }
+    let mut cols = LogColumns {
+        timestamp: picked
+            .iter()
+            .map(|&(h, r)| held[h as usize].1.head().ts[r as usize])
+            .collect(),
+        ..LogColumns::default()
+    };
+    for (col, names) in [(2, 0), (3, 1)] {
+        if wanted(col) {
+            cols.strings[col - 1] = Some(
+                picked
+                    .iter()
+                    .map(|&(h, r)| {
+                        let key = held[h as usize].1.head().keys[r as usize];
+                        let (service, severity) = c.key_names(key);
+                        [service, severity][names]
+                    })
+                    .collect(),
+            );
+        }
+    }
+    for (col, body_col) in BODY_COLUMNS {
+        if wanted(col) {
+            let values = picked
+                .iter()
+                .map(|&(h, r)| {
+                    let (bi, block) = &held[h as usize];
+                    c.scan_value(*bi, block, body_col, r as usize)
+                })
+                .collect::<Result<Vec<&str>>>()?;
+            cols.strings[col - 1] = Some(values);
+        }
+    }
+    f(&cols);
+    Ok(done)
+}
+
+/// Bytes of the values in `cols` (4 per timestamp).
+fn columns_bytes(cols: &LogColumns<'_>) -> u64 {
+    let strings: usize = cols
+        .strings
+        .iter()
+        .flatten()
+        .map(|v| v.iter().map(|s| s.len()).sum::<usize>())
+        .sum();
+    (cols.rows() * 4 + strings) as u64
 }
 
 /// Decodes the bodies of one segment and hands the wanted rows to `f`.

@@ -108,6 +108,13 @@ impl Storage for Engine {
     fn scan(&self, filter: &ScanFilter) -> Box<dyn RowScan> {
         Box::new(Engine::scan(self, filter))
     }
+    fn scan_parts(&self, filter: &ScanFilter, parts: usize) -> Vec<Box<dyn RowScan>> {
+        Engine::scan(self, filter)
+            .split(parts)
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn RowScan>)
+            .collect()
+    }
     fn close(&self) -> Result<()> {
         Ok(Engine::close(self)?)
     }

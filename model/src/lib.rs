@@ -25,6 +25,6 @@ pub use query::{
     Timeseries, TimeseriesQuery, TimeseriesRow,
 };
 pub use row::{DataSource, LogRow, QuarantineRow, Row, ThresholdRow};
-pub use scan::{RowScan, ScanBatch, ScanFilter};
+pub use scan::{LogColumns, RowScan, ScanBatch, ScanFilter, ALL_COLUMNS, LOG_COLUMNS};
 pub use storage::Storage;
 pub use write::{AppendReceipt, BackendMetric, DataSourceStats, Durability};

@@ -69,6 +69,13 @@ pub trait Storage: Send + Sync + 'static {
     /// its service/severity (SQL relies on it and does not filter again).
     /// Holds no lock between batches.
     fn scan(&self, filter: &ScanFilter) -> Box<dyn RowScan>;
+    /// The same rows as [`Self::scan`], split into at most `parts` scans
+    /// that can be read at once (each row in exactly one of them, in no
+    /// particular order). A backend that cannot split returns one scan.
+    fn scan_parts(&self, filter: &ScanFilter, parts: usize) -> Vec<Box<dyn RowScan>> {
+        let _ = parts;
+        vec![self.scan(filter)]
+    }
     /// Syncs and stops; later appends fail.
     fn close(&self) -> Result<()>;
 }

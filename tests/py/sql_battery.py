@@ -479,12 +479,46 @@ def compare(lp, ch):
     return None
 
 
+def compaction_gauges(base, token):
+    """The daemon's `logpulse_compaction_pending_hours` and
+    `logpulse_compactions_total`, or None (a backend without background
+    compaction)."""
+    req = urllib.request.Request(base + "/metrics")
+    req.add_header("Authorization", "Bearer " + token)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        found = {}
+        for line in r.read().decode().splitlines():
+            name = line.split(" ")[0]
+            if name in ("logpulse_compaction_pending_hours", "logpulse_compactions_total"):
+                found[name] = float(line.split()[-1])
+    if len(found) < 2:
+        return None
+    return found["logpulse_compaction_pending_hours"], found["logpulse_compactions_total"]
+
+
+def settle(base, token, seconds=120):
+    """Waits until some hour was compacted and none is left to compact, so
+    that the queries read compact files (the state a daemon reaches by
+    itself)."""
+    deadline = time.time() + seconds
+    while True:
+        gauges = compaction_gauges(base, token)
+        if gauges is None or (gauges[0] == 0 and gauges[1] > 0):
+            print(f"settled: {gauges[1]:.0f} hours compacted" if gauges else "no compaction here")
+            return
+        if time.time() > deadline:
+            raise SystemExit(f"compaction not settled after {seconds}s: {gauges}")
+        time.sleep(0.2)
+
+
 def main():
     import argparse
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
     ap.add_argument("token")
     ap.add_argument("--rows", type=int, default=20000)
+    ap.add_argument("--settle", action="store_true",
+                    help="after ingest, wait until the daemon has compacted every closed hour")
     args = ap.parse_args()
     t0 = time.time()
     now = int(time.time())
@@ -497,6 +531,8 @@ def main():
             f.writelines(json.dumps(r) + "\n" for r in data)
     ingest(args.base, args.token, "system_logs", rows)
     ingest(args.base, args.token, "log_anomaly_thresholds", thr)
+    if args.settle:
+        settle(args.base, args.token)
     s = chdb_session(os.path.join(work, "chdb"), rows_file, thr_file)
     print(f"loaded {len(rows)} rows into both in {time.time() - t0:.1f}s")
     failures, empty = [], 0

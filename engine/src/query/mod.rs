@@ -37,6 +37,7 @@ use crate::stats::{HourStats, KeyHour};
 
 /// Which (service, severity) keys a query wants: all, a few (looked up
 /// one by one), or many (a bitmap over key ids).
+#[derive(Clone)]
 pub(crate) enum KeyFilter {
     All,
     /// Sorted ids.

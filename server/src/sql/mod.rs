@@ -116,6 +116,9 @@ impl Drop for SqlEngine {
     }
 }
 
+/// The SQL threads' nice value.
+const SQL_NICE: i32 = 10;
+
 impl SqlEngine {
     pub fn new(storage: Arc<dyn Storage>, limits: Limits) -> std::io::Result<SqlEngine> {
         let threads = limits.threads.max(1);
@@ -123,6 +126,12 @@ impl SqlEngine {
             .worker_threads(threads)
             .max_blocking_threads(threads * limits.concurrency.max(1) * 2)
             .thread_name("lp-sql")
+            // Below ingestion (nice 10; Linux applies it per thread), above
+            // background compaction (19): a query running on both cores
+            // never holds the HTTP threads and the writer off.
+            .on_thread_start(|| {
+                let _ = rustix::process::setpriority_process(None, SQL_NICE);
+            })
             .enable_time()
             .build()?;
         Ok(SqlEngine {

@@ -21,7 +21,9 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::ExecutionPlan;
-use logpulse_model::{AnomalyQuery, BaselineQuery, DataSource, LogFilter, ScanBatch, ScanFilter};
+use logpulse_model::{
+    AnomalyQuery, BaselineQuery, DataSource, LogFilter, ScanBatch, ScanFilter, LOG_COLUMNS,
+};
 
 use logpulse_model::Storage;
 
@@ -59,15 +61,7 @@ pub fn datasource_schema(ds: DataSource) -> SchemaRef {
     let fields = match ds {
         DataSource::SystemLogs => {
             let mut f = vec![Field::new("timestamp", ts(), false)];
-            f.extend(strings(&[
-                "server_id",
-                "service",
-                "severity",
-                "message",
-                "error_code",
-                "resource_id",
-                "metadata",
-            ]));
+            f.extend(strings(&LOG_COLUMNS[1..]));
             f
         }
         DataSource::Thresholds => {
@@ -255,7 +249,7 @@ impl TableProvider for DataSourceTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
@@ -269,34 +263,48 @@ impl TableProvider for DataSourceTable {
         if columns.is_empty() && filters.is_empty() {
             return counts::whole_table(self.storage.clone(), self.ds, schema).await;
         }
-        let filter = scan_filter(self.ds, filters);
+        let mut filter = scan_filter(self.ds, filters);
+        filter.columns = columns.iter().fold(0u8, |m, &c| m | (1 << c.min(7)));
         if self.ds == DataSource::SystemLogs && columns.iter().all(|c| KEY_COLUMNS.contains(c)) {
             let (storage, counters) = (self.storage.clone(), self.counters.clone());
             return counts::key_rows(storage, &filter, schema, &columns, counters).await;
         }
-        let part = ScanPartition {
-            storage: self.storage.clone(),
-            filter,
-            schema: schema.clone(),
-            columns,
-            counters: self.counters.clone(),
-        };
-        let exec =
-            StreamingTableExec::try_new(schema, vec![Arc::new(part)], None, [], false, None)?;
+        let parts: Vec<Arc<dyn PartitionStream>> = self
+            .storage
+            .scan_parts(&filter, state.config().target_partitions())
+            .into_iter()
+            .map(|scan| {
+                Arc::new(ScanPartition {
+                    scan: parking_lot::Mutex::new(Some(scan)),
+                    schema: schema.clone(),
+                    columns: columns.clone(),
+                    counters: self.counters.clone(),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        let exec = StreamingTableExec::try_new(schema, parts, None, [], false, None)?;
         Ok(Arc::new(exec))
     }
 }
 
-/// One scan, run on a blocking thread of the SQL runtime; batches reach the
-/// query through a small channel, so a slow consumer slows the scan down
-/// (never while the engine's lock is held).
-#[derive(Debug)]
+/// One part of a scan (see [`Storage::scan_parts`]; the parts of one scan
+/// run at once), read on a blocking thread of the SQL runtime; batches reach
+/// the query through a small channel, so a slow consumer slows the scan
+/// down (never while the engine's lock is held).
 struct ScanPartition {
-    storage: Arc<dyn Storage>,
-    filter: ScanFilter,
+    /// Taken when the partition is executed (once).
+    scan: parking_lot::Mutex<Option<Box<dyn logpulse_model::RowScan>>>,
     schema: SchemaRef,
     columns: Vec<usize>,
     counters: Arc<ReadCounters>,
+}
+
+impl std::fmt::Debug for ScanPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanPartition")
+            .field("columns", &self.columns)
+            .finish()
+    }
 }
 
 impl PartitionStream for ScanPartition {
@@ -306,14 +314,15 @@ impl PartitionStream for ScanPartition {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        let (storage, filter, schema) = (
-            self.storage.clone(),
-            self.filter.clone(),
-            self.schema.clone(),
-        );
+        let schema = self.schema.clone();
         let (columns, counters) = (self.columns.clone(), self.counters.clone());
+        let scan = self.scan.lock().take();
         tokio::task::spawn_blocking(move || {
-            let mut scan = storage.scan(&filter);
+            let Some(mut scan) = scan else {
+                let e = DataFusionError::Internal("a scan part executed twice".into());
+                let _ = tx.blocking_send(Err(e));
+                return;
+            };
             let mut before = scan.stats();
             loop {
                 let mut out: Option<Result<RecordBatch>> = None;
@@ -386,6 +395,21 @@ fn to_batch(schema: &SchemaRef, columns: &[usize], b: ScanBatch<'_>) -> Result<R
                     _ => str_array(r.iter().map(|x| x.metadata.as_ref())),
                 })
                 .collect(),
+        ),
+        ScanBatch::LogColumns(cols) => (
+            cols.rows(),
+            columns
+                .iter()
+                .map(|&c| match c {
+                    0 => Ok(time_array(cols.timestamp.iter().copied())),
+                    _ => match cols.strings.get(c - 1) {
+                        Some(Some(v)) => Ok(str_array(v.iter().copied())),
+                        _ => Err(DataFusionError::Internal(format!(
+                            "the scan did not read column {c}"
+                        ))),
+                    },
+                })
+                .collect::<Result<_>>()?,
         ),
         ScanBatch::Thresholds(r) => (
             r.len(),

@@ -36,6 +36,7 @@
 
 mod cache;
 mod codec;
+mod columns;
 mod counts;
 mod directory;
 mod reader;
@@ -44,6 +45,7 @@ mod tests;
 mod writer;
 
 pub use cache::BlockCache;
+pub use columns::ScanBlock;
 pub(crate) use counts::of_key as counts_of_key;
 pub use counts::{FileCounts, KeyTotal};
 pub use directory::{own_names, BlockHead, BlockMeta, CompactInfo, KeyCount, KeyDict, KeyNamer};

@@ -36,6 +36,16 @@ impl DecodedBlock {
             + self.raw.capacity()
             + self.cols.iter().map(|c| c.capacity() * 8).sum::<usize>()
     }
+
+    pub(super) fn head(&self) -> &BlockHead {
+        &self.head
+    }
+
+    /// Row `r`'s bytes in column `col`.
+    pub(super) fn value(&self, col: usize, r: usize) -> Option<&[u8]> {
+        let (s, e) = *self.cols.get(col)?.get(r)?;
+        self.raw.get(s as usize..e as usize)
+    }
 }
 
 /// The bytes of a compact file: the engine's shared map, or a read-only map
@@ -429,14 +439,14 @@ impl CompactSegment {
         Ok(out)
     }
 
-    fn read_head(&self, bi: usize) -> Result<BlockHead> {
+    pub(super) fn read_head(&self, bi: usize) -> Result<BlockHead> {
         let b = &self.blocks[bi];
         let raw = self.section(b.offset, b.head_len, b.head_raw, b.head_crc)?;
         decode_head(&raw, b, self.codec, self.keys.len())
             .map_err(|why| Error::corrupt(&self.path, b.offset, format!("bad block head: {why}")))
     }
 
-    fn decode_block(&self, bi: usize) -> Result<DecodedBlock> {
+    pub(super) fn decode_block(&self, bi: usize) -> Result<DecodedBlock> {
         let head = self.read_head(bi)?;
         let b = &self.blocks[bi];
         let raw = self.section(b.body_offset(), b.body_len, b.body_raw, b.body_crc)?;
